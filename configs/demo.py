@@ -1,0 +1,35 @@
+"""The embedded default: synthetic sunny/night street scenes, small widths.
+
+Sized to train visibly on a 2-core CPU in about ten minutes:
+
+  python -m mguit_jax.main --config configs/demo.py --workdir runs/demo
+
+Arguments: preset=paper|official.
+"""
+
+from configs import common
+
+
+def get_config(arg: str | None = None):
+  args = common.parse_arg(arg, preset="paper")
+  config = common.base_config(args.preset)
+  config.data.name = "synthetic"
+  config.data.resize_short = 216
+  config.data.crop_size = 216
+  config.data.batch_size = 1
+  config.data.synthetic.height = 216
+  config.data.synthetic.width = 288
+  config.data.synthetic.num_train = 200
+  config.data.synthetic.num_test = 20
+  config.model.content_dim = 64
+  config.model.style_dim = 32
+  config.model.enc_c_width = 16
+  config.model.enc_s_width = 16
+  config.model.gen_width = 64
+  config.model.dis_width = 16
+  config.model.dis_c_width = 64
+  config.train.num_steps = 1500
+  config.train.log_every = 25
+  config.train.sample_every = 300
+  config.train.checkpoint_every = 300
+  return config

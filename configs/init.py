@@ -1,0 +1,19 @@
+"""MGUIT on INIT at the paper's setting: 360x360 crops, batch 1, memory (10,5,2,3).
+
+  python -m mguit_jax.main --config configs/init.py:domains=sunny_night,preset=paper \
+      --workdir runs/init_sunny_night
+
+Arguments: preset=paper|official, domains=<a>_<b> (sunny_night, sunny_rainy,
+sunny_cloudy; the reverse direction comes from the same model).
+"""
+
+from configs import common
+
+
+def get_config(arg: str | None = None):
+  args = common.parse_arg(arg, preset="paper", domains="sunny_night")
+  config = common.base_config(args.preset)
+  config.data.name = "init"
+  config.data.domains = args.domains
+  config.train.num_steps = 60 * 14_000  # ~60 epochs of the sunny split at batch 1
+  return config

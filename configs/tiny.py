@@ -1,0 +1,35 @@
+"""Tiny widths for tests: the reduced widths of the parity goldens, 216x216 images.
+
+  python -m mguit_jax.main --config configs/tiny.py --workdir /tmp/tiny
+
+216 px is the smallest crop the official content discriminator accepts
+(three stride-2 7x7 convs and a 4x4 conv on the 1/4-resolution content map).
+"""
+
+from configs import common
+
+
+def get_config(arg: str | None = None):
+  args = common.parse_arg(arg, preset="official")
+  config = common.base_config(args.preset)
+  config.data.name = "synthetic"
+  config.data.resize_short = 216
+  config.data.crop_size = 216
+  config.data.batch_size = 2
+  config.data.synthetic.height = 216
+  config.data.synthetic.width = 256
+  config.data.synthetic.num_train = 8
+  config.data.synthetic.num_test = 4
+  config.model.content_dim = 32
+  config.model.style_dim = 16
+  config.model.enc_c_width = 8
+  config.model.enc_s_width = 8
+  config.model.gen_width = 32
+  config.model.dis_width = 8
+  config.model.dis_c_width = 32
+  config.train.num_steps = 6
+  config.train.log_every = 2
+  config.train.sample_every = 3
+  config.train.checkpoint_every = 3
+  config.train.num_samples = 2
+  return config
