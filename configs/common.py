@@ -81,7 +81,7 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   # Class-aware key-value memory (DESIGN §3).
   c.memory = ml_collections.ConfigDict()
   c.memory.sizes = (10, 5, 2, 3)     # items per class: background, car, sign, person
-  c.memory.update = "official" if official else "paper"        # paper | official
+  c.memory.update_rule = "official" if official else "paper"   # paper | official
   c.memory.loss = "official" if official else "contrastive"    # contrastive | triplet | official
   c.memory.temperature = 0.1         # tau of the contrastive loss (eq. 8)
   c.memory.triplet_margin = 1.0
