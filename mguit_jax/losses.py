@@ -1,0 +1,38 @@
+"""Loss terms of MGUIT as small pure functions (means, as the official code)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def bce_with_logits(logits: jax.Array, target: float) -> jax.Array:
+  """Mean binary cross-entropy of sigmoid(logits) against a constant target.
+
+  Equals torch's BCE(sigmoid(x), t) up to its log clamp at -100, which only
+  matters for |logits| > 100.
+  """
+  return optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, target)).mean()
+
+
+def multiscale_bce(logits: Sequence[jax.Array], target: float) -> jax.Array:
+  """Sum over discriminator scales of the mean BCE against `target`."""
+  return sum(bce_with_logits(x, target) for x in logits)
+
+
+def discriminator_loss(real_logits: Sequence[jax.Array],
+                       fake_logits: Sequence[jax.Array]) -> jax.Array:
+  """Sigmoid GAN loss of a (multi-scale) discriminator: fakes to 0, reals to 1."""
+  return multiscale_bce(fake_logits, 0.0) + multiscale_bce(real_logits, 1.0)
+
+
+def l1(x: jax.Array, y: jax.Array) -> jax.Array:
+  return jnp.abs(x - y).mean()
+
+
+def l2_regularizer(x: jax.Array) -> jax.Array:
+  """The "KL" term of DRIT/MGUIT: mean of squares (pull features towards 0)."""
+  return jnp.square(x).mean()
