@@ -1,0 +1,67 @@
+"""Multi-scale image discriminator and content-map discriminator (logits out)."""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+from mguit_jax.models import layers
+
+DIS_NORMS = ("none", "instance")
+
+
+def _scale_net(width: int, norm: bool, *, init_std: float,
+               rngs: nnx.Rngs) -> nnx.Sequential:
+  """Four 4x4 stride-2 convs (width doubling) and a 1x1 conv to one logit."""
+  kw = dict(init_std=init_std, rngs=rngs)
+  chans = [3] + [width * 2**i for i in range(4)]
+  blocks = [
+      layers.ConvBlock(cin, cout, 4, 2, 1, norm=norm and i > 0, slope=0.01, **kw)
+      for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:]))
+  ]
+  return nnx.Sequential(*blocks, layers.conv(chans[-1], 1, 1, **kw))
+
+
+class MultiScaleDiscriminator(nnx.Module):
+  """D_x / D_y: the same net on the image average-pooled 0, 1, 2, ... times.
+
+  norm="none" is what the released code runs (its instance norm is never
+  applied); "instance" adds InstanceNorm after every conv but the first.
+  """
+
+  def __init__(self, *, width: int, num_scales: int, norm: str,
+               init_std: float, rngs: nnx.Rngs):
+    if norm not in DIS_NORMS:
+      raise ValueError(f"model.dis_norm={norm!r}: expected one of {DIS_NORMS}")
+    self.scales = nnx.List([
+        _scale_net(width, norm == "instance", init_std=init_std, rngs=rngs)
+        for _ in range(num_scales)
+    ])
+
+  def __call__(self, x: jax.Array) -> list[jax.Array]:
+    """[B,H,W,3] image -> one [B,h,w,1] logit map per scale, finest first."""
+    outs = []
+    for i, net in enumerate(self.scales):
+      if i:
+        x = layers.avg_pool3_s2(x)
+      outs.append(net(x))
+    return outs
+
+
+class ContentDiscriminator(nnx.Module):
+  """D_c: predicts the domain of a content map (1x1 logits at 54x54, 5x5 at 90x90)."""
+
+  def __init__(self, *, content_dim: int, width: int, init_std: float,
+               rngs: nnx.Rngs):
+    kw = dict(init_std=init_std, rngs=rngs)
+    self.net = nnx.Sequential(
+        layers.ConvBlock(content_dim, width, 7, 2, 1, norm=False, slope=0.01, **kw),
+        layers.ConvBlock(width, width, 7, 2, 1, norm=False, slope=0.01, **kw),
+        layers.ConvBlock(width, width, 7, 2, 1, norm=False, slope=0.01, **kw),
+        layers.ConvBlock(width, width, 4, 1, 0, norm=False, slope=0.01, **kw),
+        layers.conv(width, 1, 1, **kw),
+    )
+
+  def __call__(self, content: jax.Array) -> jax.Array:
+    """[B,h,w,content_dim] -> [B,h',w',1] logits."""
+    return self.net(content)
