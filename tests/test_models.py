@@ -287,3 +287,20 @@ def test_conversion_errors(nets):
     convert.params_from_official("dis_c", bad, params)
   with pytest.raises(ValueError, match="network name 'disc'"):
     convert.params_to_official("disc", params)
+
+
+@pytest.mark.parametrize("kernel,stride,channels", [(3, 1, 5), (7, 1, 3), (1, 1, 6), (4, 2, 3),
+                                                    (3, 2, 4), (7, 2, 8), (4, 1, 2)])
+def test_matmul_conv_equals_xla_conv(kernel, stride, channels):
+  """The CPU matmul form of a conv (and its gradients) equals XLA's convolution."""
+  rng = np.random.default_rng(kernel * 10 + stride)
+  x = jnp.asarray(rng.normal(size=(2, 17, 14, channels)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, channels, 5)), jnp.float32)
+  ref = lambda x, w: jax.lax.conv_general_dilated(
+      x, w, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  ours = lambda x, w: layers._conv_as_matmuls(x, w, stride)
+  with jax.default_matmul_precision("highest"):
+    np.testing.assert_allclose(ours(x, w), ref(x, w), atol=1e-5, rtol=1e-5)
+    loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))
+    for g_ours, g_ref in zip(jax.grad(loss(ours), (0, 1))(x, w), jax.grad(loss(ref), (0, 1))(x, w)):
+      np.testing.assert_allclose(g_ours, g_ref, atol=1e-4, rtol=1e-5)

@@ -19,7 +19,7 @@ def _scale_net(width: int, norm: bool, *, init_std: float,
       layers.ConvBlock(cin, cout, 4, 2, 1, norm=norm and i > 0, slope=0.01, **kw)
       for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:]))
   ]
-  return nnx.Sequential(*blocks, layers.conv(chans[-1], 1, 1, **kw))
+  return nnx.Sequential(*blocks, layers.Conv(chans[-1], 1, 1, **kw))
 
 
 class MultiScaleDiscriminator(nnx.Module):
@@ -59,7 +59,7 @@ class ContentDiscriminator(nnx.Module):
         layers.ConvBlock(width, width, 7, 2, 1, norm=False, slope=0.01, **kw),
         layers.ConvBlock(width, width, 7, 2, 1, norm=False, slope=0.01, **kw),
         layers.ConvBlock(width, width, 4, 1, 0, norm=False, slope=0.01, **kw),
-        layers.conv(width, 1, 1, **kw),
+        layers.Conv(width, 1, 1, **kw),
     )
 
   def __call__(self, content: jax.Array) -> jax.Array:

@@ -45,7 +45,7 @@ class StyleBranch(nnx.Module):
   def __init__(self, width: int, style_dim: int, *, init_std: float,
                rngs: nnx.Rngs):
     kw = dict(init_std=init_std, rngs=rngs)
-    self.stem = layers.conv(3, width, 4, **kw)
+    self.stem = layers.Conv(3, width, 4, **kw)
     self.blocks = nnx.List([
         layers.BasicBlock(width, 2 * width, downsample=True, **kw),
         layers.BasicBlock(2 * width, 2 * width, downsample=True, **kw),
