@@ -1,0 +1,248 @@
+"""The two training iterations and the inference translation, as pure functions.
+
+`full_step` runs one whole MGUIT iteration in the official order:
+  1. encode both domains, update and read the memory, translate (self, cross,
+     random-style) — one forward pass whose VJP is kept for step 5;
+  2. D^a and D^b steps on the detached fakes;
+  3. the content discriminator step on the detached contents;
+  4. the cycle pass (re-encode the fakes, read-only memory read, translate back);
+  5. the encoder/generator step against the *updated* discriminators.
+`content_d_step` updates only the content discriminator (the d_iter schedule).
+
+All randomness (generator noise, random memory values) comes from
+`draw_randoms`, so a test can inject recorded draws without another code path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from mguit_jax import losses
+from mguit_jax import memory as memory_lib
+from mguit_jax import train_state as ts
+
+Batch = dict[str, dict[str, jax.Array]]
+
+
+def _stack(*xs: jax.Array) -> jax.Array:
+  """[B,...] x k -> [B*k,...], interleaved per example (keeps the batch sharding)."""
+  x = jnp.stack(xs, axis=1)
+  return x.reshape((-1,) + x.shape[2:])
+
+
+def _unstack(x: jax.Array, k: int) -> list[jax.Array]:
+  x = x.reshape((-1, k) + x.shape[1:])
+  return [x[:, i] for i in range(k)]
+
+
+def draw_randoms(key: jax.Array, config: ml_collections.ConfigDict, batch: Batch) -> dict[str, jax.Array]:
+  """Every random draw of one full iteration, from one key.
+
+  rand_a / rand_b: [N, Cv] random memory values for domain-a / domain-b queries.
+  noise_a / noise_b: [B, 4, h, w, Ck] generator input noise for the first
+  translation (4 generator inputs per example); noise_aba / noise_bab: [B, h, w, Ck]
+  for the cycle translation.
+  """
+  b, hgt, wid, _ = batch["a"]["image"].shape
+  content = (b, hgt // 4, wid // 4, config.model.content_dim)
+  n = sum(config.memory.sizes)
+  keys = jax.random.split(key, 6)
+  normal = lambda k, shape: jax.random.normal(k, shape, jnp.float32)
+  return {
+      "rand_a": normal(keys[0], (n, config.model.style_dim)),
+      "rand_b": normal(keys[1], (n, config.model.style_dim)),
+      "noise_a": normal(keys[2], (b, 4) + content[1:]),
+      "noise_b": normal(keys[3], (b, 4) + content[1:]),
+      "noise_aba": normal(keys[4], content),
+      "noise_bab": normal(keys[5], content),
+  }
+
+
+def _translate_forward(eg_params, defs, memory, batch, randoms, config):
+  """Step 1: encoders, memory update and reads, first translation.
+
+  Returns (differentiable outputs, aux) where aux holds the updated memory and
+  the detached random-style maps (targets of the latent regression).
+  """
+  nets = ts.merge(defs, eg_params)
+  enc_c, enc_s, gen = nets["enc_c"], nets["enc_s"], nets["gen"]
+  x_a, x_b = batch["a"]["image"], batch["b"]["image"]
+  c_a, c_b = enc_c(x_a, "a"), enc_c(x_b, "b")
+  s_a, s_b = enc_s(x_a, "a"), enc_s(x_b, "b")
+  memory, r, mem_losses = memory_lib.train_forward(
+      memory, c_a, c_b, s_a, s_b, batch["a"]["masks"], batch["b"]["masks"],
+      randoms["rand_a"], randoms["rand_b"],
+      config=config.memory, sizes=tuple(config.memory.sizes))
+  flat = lambda x: x.reshape((-1,) + x.shape[2:])
+  fake_ba, fake_aa, rand_ba_img, rand_aa_img = _unstack(gen(
+      _stack(c_b, c_a, c_b, c_a),
+      _stack(r["sty_ba"], r["sty_aa"], r["rand_ba"], r["rand_aa"]),
+      "a", noise=flat(randoms["noise_a"])), 4)
+  fake_ab, fake_bb, rand_ab_img, rand_bb_img = _unstack(gen(
+      _stack(c_a, c_b, c_a, c_b),
+      _stack(r["sty_ab"], r["sty_bb"], r["rand_ab"], r["rand_bb"]),
+      "b", noise=flat(randoms["noise_b"])), 4)
+  out = dict(c_a=c_a, c_b=c_b, s_a=s_a, s_b=s_b,
+             fake_ba=fake_ba, fake_aa=fake_aa, rand_ba_img=rand_ba_img,
+             fake_ab=fake_ab, fake_bb=fake_bb, rand_ab_img=rand_ab_img,
+             mem_key=mem_losses["key"], mem_value=mem_losses["value"])
+  aux = dict(memory=memory, rand_ab=r["rand_ab"], rand_ba=r["rand_ba"],
+             rand_aa_img=rand_aa_img, rand_bb_img=rand_bb_img)
+  return out, aux
+
+
+def _content_d_update(config, params, opt_state, c_a, c_b, step, defs):
+  """Content discriminator step: contents of b -> 1, of a -> 0 (inputs detached)."""
+  c_a, c_b = jax.lax.stop_gradient((c_a, c_b))
+
+  def loss_fn(p):
+    dis_c = ts.merge(defs, {"dis_c": p})["dis_c"]
+    return losses.bce_with_logits(dis_c(c_b), 1.0) + losses.bce_with_logits(dis_c(c_a), 0.0)
+
+  loss, grads = jax.value_and_grad(loss_fn)(params["dis_c"])
+  new_p, new_o = ts.apply_gradients(config, "dis_c", params["dis_c"], opt_state["dis_c"], grads, step)
+  return loss, new_p, new_o
+
+
+def _domain_d_update(config, name, params, opt_state, real, fakes, step, defs):
+  """Multi-scale domain discriminator step: the real image twice against two fakes."""
+  real_pair = _stack(real, real)
+  fake_pair = jax.lax.stop_gradient(_stack(*fakes))
+
+  def loss_fn(p):
+    dis = ts.merge(defs, {name: p})[name]
+    return losses.discriminator_loss(dis(real_pair), dis(fake_pair))
+
+  loss, grads = jax.value_and_grad(loss_fn)(params[name])
+  new_p, new_o = ts.apply_gradients(config, name, params[name], opt_state[name], grads, step)
+  return loss, new_p, new_o
+
+
+def _eg_objective(eg_params, fwd, dis_params, aux, batch, randoms, defs, config):
+  """Step 4-5: the encoder/generator objective given the first-pass outputs."""
+  w = config.loss
+  nets = ts.merge(defs, {**eg_params, **dis_params})
+  enc_c, gen = nets["enc_c"], nets["gen"]
+  memory = aux["memory"]
+  x_a, x_b = batch["a"]["image"], batch["b"]["image"]
+  # Cycle: re-encode the translations, read styles class-wise without updating.
+  c_ab, c_ba = enc_c(fwd["fake_ab"], "b"), enc_c(fwd["fake_ba"], "a")
+  sizes, aware = tuple(config.memory.sizes), config.memory.class_aware
+  sty_aba = memory_lib.read_class_aware(memory.keys, memory.values_a, c_ab,
+                                        batch["a"]["masks"], sizes, aware)
+  sty_bab = memory_lib.read_class_aware(memory.keys, memory.values_b, c_ba,
+                                        batch["b"]["masks"], sizes, aware)
+  fake_aba = gen(c_ab, sty_aba, "a", noise=randoms["noise_aba"])
+  fake_bab = gen(c_ba, sty_bab, "b", noise=randoms["noise_bab"])
+
+  # name -> (weight, domain-a term, domain-b term); logged weighted, as g/<name>_<domain>.
+  terms = {
+      "content_adv": (w.content_adv,
+                      losses.bce_with_logits(nets["dis_c"](fwd["c_a"]), 0.5),
+                      losses.bce_with_logits(nets["dis_c"](fwd["c_b"]), 0.5)),
+      "domain_adv": (w.domain_adv,
+                     losses.multiscale_bce(nets["dis_a"](_stack(fwd["fake_ba"], fwd["rand_ba_img"])), 1.0),
+                     losses.multiscale_bce(nets["dis_b"](_stack(fwd["fake_ab"], fwd["rand_ab_img"])), 1.0)),
+      "style_l2": (w.style_l2, losses.l2_regularizer(fwd["s_a"]), losses.l2_regularizer(fwd["s_b"])),
+      "content_l2": (w.content_l2, losses.l2_regularizer(fwd["c_a"]),
+                     losses.l2_regularizer(fwd["c_b"])),
+      "content_consistency": (w.content_consistency, losses.l1(fwd["c_a"], c_ab),
+                              losses.l1(fwd["c_b"], c_ba)),
+      "cross_cycle": (w.cross_cycle, losses.l1(fake_aba, x_a), losses.l1(fake_bab, x_b)),
+      "self_recon": (w.self_recon, losses.l1(fwd["fake_aa"], x_a), losses.l1(fwd["fake_bb"], x_b)),
+  }
+  if w.latent_regression:
+    # DRIT's latent regression, for the spatial style maps: the style encoder
+    # (frozen here, as DRIT updates only G with it) must recover the random style.
+    enc_s = ts.merge(defs, {"enc_s": jax.lax.stop_gradient(eg_params["enc_s"])})["enc_s"]
+    terms["latent_regression"] = (
+        w.latent_regression,
+        losses.l1(enc_s(fwd["rand_ba_img"], "a"), aux["rand_ba"]),
+        losses.l1(enc_s(fwd["rand_ab_img"], "b"), aux["rand_ab"]))
+  weighted = {f"g/{name}_{dom}": weight * value
+              for name, (weight, term_a, term_b) in terms.items()
+              for dom, value in (("a", term_a), ("b", term_b))}
+  g_total = sum(weighted.values())
+  mem_total = w.memory_key * fwd["mem_key"] + w.memory_value * fwd["mem_value"]
+  metrics = {**weighted, "g/total": g_total, "mem/key": fwd["mem_key"],
+             "mem/value": fwd["mem_value"], "mem/total": mem_total}
+  return g_total + mem_total, metrics
+
+
+def full_step(state: ts.TrainState, batch: Batch, *, defs: dict[str, Any],
+              config: ml_collections.ConfigDict,
+              randoms: dict[str, jax.Array] | None = None):
+  """One full iteration; returns (new_state, metrics).
+
+  `randoms` replaces the draws of `draw_randoms` (parity tests inject recorded ones).
+  """
+  step = state.step
+  if randoms is None:
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), step)
+    randoms = draw_randoms(key, config, batch)
+  params, opt_state = dict(state.params), dict(state.opt_state)
+  eg_params = {k: params[k] for k in ts.EG_NETWORKS}
+
+  fwd, pullback, aux = jax.vjp(
+      lambda p: _translate_forward(p, defs, state.memory, batch, randoms, config),
+      eg_params, has_aux=True)
+
+  metrics = {}
+  for name, real, fakes in (("dis_a", batch["a"]["image"], (fwd["fake_ba"], fwd["rand_ba_img"])),
+                            ("dis_b", batch["b"]["image"], (fwd["fake_ab"], fwd["rand_ab_img"]))):
+    metrics[f"d/{name}"], params[name], opt_state[name] = _domain_d_update(
+        config, name, params, opt_state, real, fakes, step, defs)
+  metrics["d/dis_c"], params["dis_c"], opt_state["dis_c"] = _content_d_update(
+      config, params, opt_state, fwd["c_a"], fwd["c_b"], step, defs)
+
+  dis_params = {k: params[k] for k in ("dis_a", "dis_b", "dis_c")}
+  grad_fn = jax.grad(_eg_objective, argnums=(0, 1), has_aux=True)
+  (g_direct, g_fwd), eg_metrics = grad_fn(
+      eg_params, fwd, dis_params, aux, batch, randoms, defs, config)
+  (g_through_fwd,) = pullback(g_fwd)
+  grads = jax.tree.map(jnp.add, g_direct, g_through_fwd)
+  for name in ts.EG_NETWORKS:
+    params[name], opt_state[name] = ts.apply_gradients(
+        config, name, params[name], opt_state[name], grads[name], step)
+  metrics.update(eg_metrics)
+  metrics["lr"] = ts.learning_rate(config, step, "gen")
+  new_state = state.replace(step=step + 1, params=params, opt_state=opt_state,
+                            memory=aux["memory"])
+  return new_state, metrics
+
+
+def content_d_step(state: ts.TrainState, batch: Batch, *, defs: dict[str, Any],
+                   config: ml_collections.ConfigDict):
+  """Updates only the content discriminator (2 of every d_iter iterations)."""
+  enc_c = ts.merge(defs, {"enc_c": state.params["enc_c"]})["enc_c"]
+  c_a, c_b = enc_c(batch["a"]["image"], "a"), enc_c(batch["b"]["image"], "b")
+  loss, p, o = _content_d_update(config, state.params, state.opt_state, c_a, c_b, state.step, defs)
+  new_state = state.replace(step=state.step + 1,
+                            params={**state.params, "dis_c": p},
+                            opt_state={**state.opt_state, "dis_c": o})
+  return new_state, {"d/dis_c": loss}
+
+
+def translate(params: dict[str, Any], memory: memory_lib.Memory, images: jax.Array, *,
+              defs: dict[str, Any], direction: str,
+              rand_values: jax.Array | None = None) -> jax.Array:
+  """Translates images (no boxes needed): class-agnostic memory read, no noise.
+
+  direction: "a2b" or "b2a". With `rand_values` ([N, Cv]) the memory's attention
+  is applied to those values instead of the stored ones (a random style).
+  """
+  if direction not in ("a2b", "b2a"):
+    raise ValueError(f"direction={direction!r}: expected 'a2b' or 'b2a'")
+  src, tgt = direction[0], direction[2]
+  nets = ts.merge(defs, {k: params[k] for k in ("enc_c", "gen")})
+  content = nets["enc_c"](images, src)
+  if rand_values is None:
+    values = memory.values_b if tgt == "b" else memory.values_a
+    style = memory_lib.read_all(memory.keys, values, content)
+  else:
+    style = memory_lib.read_weights_all(memory.keys, content) @ rand_values
+  return nets["gen"](content, style, tgt, noise=None)
