@@ -1,0 +1,87 @@
+"""Orbax checkpoints of the whole run: train state, data-iterator position, config.
+
+Saves are asynchronous and atomic (Orbax writes to a temporary directory and
+renames), so a crash never leaves a half-written checkpoint that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import grain
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+# Config sections that fix the shapes of the saved state.
+_SHAPE_FIELDS = ("model", "memory.sizes")
+
+
+def flatten_dict(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(flatten_dict(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+  return out
+
+
+class Checkpointer:
+  """Thin wrapper around `ocp.CheckpointManager` for one workdir."""
+
+  def __init__(self, directory: str | Path, *, max_to_keep: int):
+    self.directory = Path(directory).absolute()
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
+  def saved_config(self, step: int) -> dict[str, Any]:
+    restored = self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    return restored["config"]
+
+  def check_compatible(self, config: ml_collections.ConfigDict) -> None:
+    """Raises ValueError naming every shape-relevant field that differs from the saved run."""
+    step = self.latest_step()
+    if step is None:
+      return
+    saved, current = flatten_dict(self.saved_config(step)), flatten_dict(config.to_dict())
+    diffs = [f"{k}: checkpoint has {saved.get(k)!r}, config has {current.get(k)!r}"
+             for k in sorted(set(saved) | set(current))
+             if k.startswith(_SHAPE_FIELDS) and saved.get(k) != current.get(k)]
+    if diffs:
+      raise ValueError(
+          f"{self.directory} holds checkpoint step {step} of an incompatible config:\n  "
+          + "\n  ".join(diffs) + "\nUse another --workdir or the matching config.")
+
+  def save(self, step: int, state, data_iterator, config: ml_collections.ConfigDict) -> None:
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=grain.checkpoint.CheckpointSave(data_iterator),
+        config=ocp.args.JsonSave(json.loads(config.to_json()))))
+
+  def restore(self, step: int, abstract_state, data_iterator):
+    """Restores the state (into `abstract_state`'s shapes and shardings) and the iterator."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state),
+        data=grain.checkpoint.CheckpointRestore(data_iterator)))
+    return restored["state"]
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.close()
+
+
+def abstract_with_sharding(abstract_state, sharding):
+  return jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), abstract_state)

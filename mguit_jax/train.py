@@ -1,0 +1,157 @@
+"""The training loop: data, mesh, state, jitted steps, logging, samples, checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import signal
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # clu's writers import TensorFlow
+
+from absl import logging
+from clu import metric_writers, periodic_actions
+import jax
+import ml_collections
+import numpy as np
+
+from mguit_jax import checkpointing, data, samples, sharding, steps
+from mguit_jax import train_state as ts
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A logged loss became NaN or infinite."""
+
+
+class _StopOnSignal(contextlib.AbstractContextManager):
+  """Turns SIGTERM and SIGINT (Ctrl-C) into a flag the loop checks between steps."""
+
+  def __init__(self):
+    self.received: int | None = None
+    self._previous = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      with contextlib.suppress(ValueError):  # not the main thread: leave handlers alone
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signum
+    logging.warning("Received %s: finishing the step, saving a checkpoint, exiting.",
+                    signal.Signals(signum).name)
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    return False
+
+
+def _mean_metrics(pending: list[dict[str, jax.Array]]) -> dict[str, float]:
+  """Averages each metric over the steps that produced it."""
+  pending = jax.device_get(pending)
+  keys = sorted({k for m in pending for k in m})
+  return {k: float(np.mean([m[k] for m in pending if k in m])) for k in keys}
+
+
+def _check_finite(metrics: dict[str, float], step: int, last_saved: int | None, ckpt_dir: Path):
+  bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+  if bad:
+    where = (f"the last good checkpoint is step {last_saved} in {ckpt_dir}"
+             if last_saved is not None else "no checkpoint was written")
+    raise NonFiniteLossError(
+        f"non-finite loss at step {step}: {bad}; stopping without saving ({where}). "
+        "Try a lower config.optim.lr or check the input data.")
+
+
+def _sample_grid(translate_fn, state, pairs, rand_values) -> np.ndarray:
+  """Rows per test scene: input, translation, 2 random styles, cycle, ground truth."""
+  p, m = state.params, state.memory
+  rows = []
+  for src, tgt, x, truth in (("a", "b", pairs["image_a"], pairs["image_b"]),
+                             ("b", "a", pairs["image_b"], pairs["image_a"])):
+    fwd, back = f"{src}2{tgt}", f"{tgt}2{src}"
+    out = translate_fn(p, m, x, direction=fwd)
+    rand = [translate_fn(p, m, x, direction=fwd, rand_values=r) for r in rand_values]
+    cyc = translate_fn(p, m, out, direction=back)
+    cols = [x, out, *rand, cyc, truth]
+    rows += [[np.asarray(c[i]) for c in cols] for i in range(x.shape[0])]
+  return samples.grid(rows)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> ts.TrainState:
+  """Trains (or resumes) in `workdir`; returns the final train state."""
+  workdir = Path(workdir).absolute()
+  data.ensure_prepared(config)  # fails at once when a dataset is missing
+  mesh = sharding.make_mesh()
+  sharding.check_batch_size(config.data.batch_size, mesh)
+  replicated = sharding.replicated(mesh)
+  logging.info("Devices: %d x %s; %d process(es).", jax.device_count(),
+               jax.devices()[0].device_kind, jax.process_count())
+
+  ckpt = checkpointing.Checkpointer(workdir / "checkpoints", max_to_keep=config.train.max_to_keep)
+  ckpt.check_compatible(config)
+  train_iter = data.make_train_iterator(
+      config, process_index=jax.process_index(), process_count=jax.process_count())
+  defs = ts.graphdefs(config)
+  init_fn = functools.partial(ts.init_state, config)
+  last_saved = ckpt.latest_step()
+  if last_saved is not None:
+    abstract = checkpointing.abstract_with_sharding(jax.eval_shape(init_fn), replicated)
+    state = ckpt.restore(last_saved, abstract, train_iter)
+    logging.info("Resumed from %s at step %d.", ckpt.directory, last_saved)
+  else:
+    state = jax.jit(init_fn, out_shardings=replicated)()
+  logging.info("Parameters: %s", ts.num_params(state.params))
+
+  jit_step = lambda fn: jax.jit(functools.partial(fn, defs=defs, config=config),
+                                donate_argnums=0, out_shardings=(replicated, replicated))
+  full_step, content_d_step = jit_step(steps.full_step), jit_step(steps.content_d_step)
+  translate_fn = jax.jit(functools.partial(steps.translate, defs=defs),
+                         static_argnames="direction")
+  pairs = data.load_test_pairs(config, config.train.num_samples)
+  rand_values = jax.random.normal(jax.random.key(config.seed + 1),
+                                  (2, sum(config.memory.sizes), config.model.style_dim))
+
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  if last_saved is None:
+    writer.write_hparams(checkpointing.flatten_dict(config.to_dict()))
+  num_steps = config.train.num_steps
+  progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
+                                             every_steps=config.train.log_every)
+  step = int(state.step)
+  pending: list[dict[str, jax.Array]] = []
+  try:
+    with _StopOnSignal() as stop:
+      while step < num_steps and stop.received is None:
+        batch = sharding.put_batch(next(train_iter), mesh)
+        is_full = (step + 1) % config.train.d_iter == 0
+        state, metrics = (full_step if is_full else content_d_step)(state, batch)
+        step += 1
+        pending.append(metrics)
+        progress(step)
+        done = step == num_steps or stop.received is not None
+        save = done or step % config.train.checkpoint_every == 0
+        if pending and (save or step % config.train.log_every == 0):
+          means = _mean_metrics(pending)
+          pending = []
+          _check_finite(means, step, last_saved, ckpt.directory)
+          writer.write_scalars(step, means)
+        if done or step % config.train.sample_every == 0:
+          with progress.timed("samples"):
+            image = _sample_grid(translate_fn, state, pairs, rand_values)
+            samples.save_png(image, workdir / "samples" / f"step_{step:07d}.png")
+            writer.write_images(step, {"samples": image[None]})
+        if save:
+          with progress.timed("checkpoint"):
+            ckpt.save(step, state, train_iter, config)
+            last_saved = step
+  finally:
+    writer.flush()
+    ckpt.wait()
+    ckpt.close()
+  logging.info("Stopped at step %d of %d; checkpoints in %s.", step, num_steps, ckpt.directory)
+  return state

@@ -1,0 +1,117 @@
+"""End to end: the loop, checkpoints, exact resume, signals, and clear errors."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from configs import tiny
+from mguit_jax import checkpointing, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("tfds"))
+
+
+def _config(data_dir, **train_overrides):
+  config = tiny.get_config()
+  config.data.data_dir = data_dir
+  config.optim.decay_start = 1.0  # constant lr: a run's lr does not depend on num_steps
+  for k, v in train_overrides.items():
+    config.train[k] = v
+  return config
+
+
+def _leaves(state):
+  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
+
+
+@pytest.mark.slow
+def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path):
+  straight = train.train_and_evaluate(_config(data_dir, num_steps=6), tmp_path / "straight")
+  train.train_and_evaluate(_config(data_dir, num_steps=3), tmp_path / "resumed")
+  resumed = train.train_and_evaluate(_config(data_dir, num_steps=6), tmp_path / "resumed")
+  assert int(straight.step) == int(resumed.step) == 6
+  for a, b in zip(_leaves(straight), _leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+  ckpt = checkpointing.Checkpointer(tmp_path / "resumed" / "checkpoints", max_to_keep=3)
+  assert ckpt.latest_step() == 6
+  saved = ckpt.saved_config(6)
+  assert saved["model"]["content_dim"] == 32 and saved["memory"]["sizes"] == [10, 5, 2, 3]
+  samples = sorted(p.name for p in (tmp_path / "straight" / "samples").glob("*.png"))
+  assert samples == ["step_0000003.png", "step_0000006.png"]
+  assert list((tmp_path / "straight").glob("events.out.tfevents.*"))
+
+  # The data position is part of the checkpoint: one more step after the resume
+  # consumes the same batch as one more step of the uninterrupted run.
+  a = train.train_and_evaluate(_config(data_dir, num_steps=7), tmp_path / "straight")
+  b = train.train_and_evaluate(_config(data_dir, num_steps=7), tmp_path / "resumed")
+  for x, y in zip(_leaves(a), _leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(data_dir, tmp_path):
+  train.train_and_evaluate(_config(data_dir, num_steps=3), tmp_path)
+  config = _config(data_dir, num_steps=6)
+  config.loss.self_recon = float("nan")
+  with pytest.raises(train.NonFiniteLossError, match="step 6.*last good checkpoint is step 3"):
+    train.train_and_evaluate(config, tmp_path)
+  ckpt = checkpointing.Checkpointer(tmp_path / "checkpoints", max_to_keep=3)
+  assert ckpt.all_steps() == [3]
+
+
+def test_incompatible_checkpoint_is_refused(data_dir, tmp_path):
+  train.train_and_evaluate(_config(data_dir, num_steps=1, checkpoint_every=1), tmp_path)
+  config = _config(data_dir, num_steps=2)
+  config.model.style_dim = 8
+  with pytest.raises(ValueError, match=r"model\.style_dim: checkpoint has 16, config has 8"):
+    train.train_and_evaluate(config, tmp_path)
+
+
+def _cli(*args, **kwargs):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+  return subprocess.Popen([sys.executable, "-m", "mguit_jax.main", *args], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_cli_trains_and_exits_cleanly_on_sigterm(data_dir, tmp_path):
+  proc = _cli("--config", "configs/tiny.py", "--workdir", str(tmp_path),
+              f"--config.data.data_dir={data_dir}", "--config.train.num_steps=100000")
+  first_sample = tmp_path / "samples" / "step_0000003.png"
+  deadline = time.time() + 300
+  while not first_sample.exists() and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.5)
+  assert first_sample.exists(), proc.communicate()[0][-3000:]
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 0, out[-3000:]
+  assert "Received SIGTERM" in out
+  assert "ETA" in out and "d/dis_c" in out
+  step = checkpointing.Checkpointer(tmp_path / "checkpoints", max_to_keep=3).latest_step()
+  assert step is not None and step >= 3
+
+
+def test_cli_rejects_unknown_config_field(tmp_path):
+  out, _ = _cli("--config", "configs/tiny.py", "--workdir", str(tmp_path),
+                "--config.train.num_stepz=3").communicate(timeout=120)
+  assert "num_stepz" in out
+
+
+def test_cli_without_init_data_says_where_it_is_expected(tmp_path):
+  proc = _cli("--config", "configs/init.py", "--workdir", str(tmp_path / "run"),
+              f"--config.data.data_dir={tmp_path / 'tfds'}",
+              f"--config.data.manual_dir={tmp_path / 'manual'}")
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode != 0
+  assert "FileNotFoundError" in out and str(tmp_path / "manual") in out
