@@ -10,9 +10,8 @@ SIGTERM or Ctrl-C saves a checkpoint and exits cleanly.
 
 from __future__ import annotations
 
+import logging as py_logging
 import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging
 import jax
@@ -27,9 +26,20 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _QuietLibraries(py_logging.Filter):
+  """Keeps the log about training: drops INFO lines of checkpointing and data libraries."""
+
+  _NOISY = ("/orbax/", "/array_record/", "/tensorflow_datasets/", "/grain/")
+
+  def filter(self, record):
+    return record.levelno >= py_logging.WARNING or not any(
+        part in record.pathname for part in self._NOISY)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if os.environ.get("MGUIT_DISTRIBUTED"):
     jax.distributed.initialize()
   # Restarts (resume, same config) reuse compiled steps instead of recompiling.

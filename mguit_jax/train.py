@@ -9,7 +9,9 @@ import os
 import signal
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # clu's writers import TensorFlow
+# clu's writers import TensorFlow (for event files only): keep it quiet.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from absl import logging
 from clu import metric_writers, periodic_actions
