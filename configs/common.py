@@ -116,6 +116,7 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 1_000_000      # iterations (each is full or content-D-only)
   c.train.d_iter = 3                 # every d_iter-th iteration is a full one
+  c.train.num_devices = 0            # data-parallel devices: 0 = all, n = the first n
   c.train.log_every = 100
   c.train.sample_every = 2000
   c.train.checkpoint_every = 5000

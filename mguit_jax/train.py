@@ -88,11 +88,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   """Trains (or resumes) in `workdir`; returns the final train state."""
   workdir = Path(workdir).absolute()
   data.ensure_prepared(config)  # fails at once when a dataset is missing
-  mesh = sharding.make_mesh()
+  devices = jax.devices()
+  if config.train.num_devices:
+    if not 0 < config.train.num_devices <= len(devices):
+      raise ValueError(f"config.train.num_devices={config.train.num_devices}: "
+                       f"expected 0 (all) or 1..{len(devices)}")
+    devices = devices[:config.train.num_devices]
+  mesh = sharding.make_mesh(devices)
   sharding.check_batch_size(config.data.batch_size, mesh)
   replicated = sharding.replicated(mesh)
-  logging.info("Devices: %d x %s; %d process(es).", jax.device_count(),
-               jax.devices()[0].device_kind, jax.process_count())
+  logging.info("Devices: %d x %s; %d process(es).", mesh.devices.size,
+               devices[0].device_kind, jax.process_count())
 
   ckpt = checkpointing.Checkpointer(workdir / "checkpoints", max_to_keep=config.train.max_to_keep)
   ckpt.check_compatible(config)

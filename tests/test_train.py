@@ -26,6 +26,7 @@ def _config(data_dir, **train_overrides):
   config = tiny.get_config()
   config.data.data_dir = data_dir
   config.optim.decay_start = 1.0  # constant lr: a run's lr does not depend on num_steps
+  config.train.num_devices = 1     # conftest's 4 CPU devices are for the data-parallel test
   for k, v in train_overrides.items():
     config.train[k] = v
   return config
