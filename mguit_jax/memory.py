@@ -50,6 +50,7 @@ unweighted as {"key", "value"}:
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -173,9 +174,11 @@ def train_forward(memory, cont_a, cont_b, sty_a, sty_b, masks_a, masks_b, rand_a
   _check_rows("rand_b", rand_b, item_cls.size, memory.values_b.shape[-1])
 
   if loss == "contrastive":
-    losses = _contrastive_losses(memory, pa, pb, item_cls, config.temperature)
+    losses = _query_losses(functools.partial(_contrastive, temperature=config.temperature),
+                           memory, pa, pb, item_cls)
   elif loss == "triplet":
-    losses = _triplet_losses(memory, pa, pb, item_cls, config.triplet_margin)
+    losses = _query_losses(functools.partial(_triplet, margin=config.triplet_margin),
+                           memory, pa, pb, item_cls)
   else:
     losses = _official_losses(memory, pa, pb, item_cls, num_classes)
 
@@ -248,13 +251,11 @@ def _top1_assignment(scores, member, item_cls, num_classes) -> jax.Array:
 # Losses.
 
 
-def _contrastive_losses(memory: Memory, pa: _Pixels, pb: _Pixels, item_cls, temperature):
-  """Eq. 8 with the mean over pixels, keys and values, both domains summed."""
+def _query_losses(term, memory: Memory, pa: _Pixels, pb: _Pixels, item_cls):
+  """`term(queries, items, allowed)` on keys (contents) and values (styles), domains summed."""
   allowed_a, allowed_b = _exclusive(pa.label, item_cls), _exclusive(pb.label, item_cls)
-  key = (_contrastive(pa.cont, memory.keys, allowed_a, temperature)
-         + _contrastive(pb.cont, memory.keys, allowed_b, temperature))
-  value = (_contrastive(pa.sty, memory.values_a, allowed_a, temperature)
-           + _contrastive(pb.sty, memory.values_b, allowed_b, temperature))
+  key = term(pa.cont, memory.keys, allowed_a) + term(pb.cont, memory.keys, allowed_b)
+  value = term(pa.sty, memory.values_a, allowed_a) + term(pb.sty, memory.values_b, allowed_b)
   return {"key": key, "value": value}
 
 
@@ -264,16 +265,6 @@ def _contrastive(queries, items, allowed, temperature) -> jax.Array:
   masked = jnp.where(allowed, logits, -jnp.inf)
   positive = jnp.max(masked, axis=-1)
   return jnp.mean(jax.nn.logsumexp(masked, axis=-1) - positive)
-
-
-def _triplet_losses(memory: Memory, pa: _Pixels, pb: _Pixels, item_cls, margin):
-  """Feature-separateness triplet loss (MNAD), keys and values, both domains summed."""
-  allowed_a, allowed_b = _exclusive(pa.label, item_cls), _exclusive(pb.label, item_cls)
-  key = (_triplet(pa.cont, memory.keys, allowed_a, margin)
-         + _triplet(pb.cont, memory.keys, allowed_b, margin))
-  value = (_triplet(pa.sty, memory.values_a, allowed_a, margin)
-           + _triplet(pb.sty, memory.values_b, allowed_b, margin))
-  return {"key": key, "value": value}
 
 
 def _triplet(queries, items, allowed, margin) -> jax.Array:
