@@ -95,31 +95,28 @@ def _translate_forward(eg_params, defs, memory, batch, randoms, config):
   return out, aux
 
 
+def _discriminator_update(config, name, params, opt_state, loss_of, step, defs):
+  """One optimiser step of discriminator `name` on `loss_of(network)`; returns (loss, p, o)."""
+  loss_fn = lambda p: loss_of(ts.merge(defs, {name: p})[name])
+  loss, grads = jax.value_and_grad(loss_fn)(params[name])
+  new_p, new_o = ts.apply_gradients(config, name, params[name], opt_state[name], grads, step)
+  return loss, new_p, new_o
+
+
 def _content_d_update(config, params, opt_state, c_a, c_b, step, defs):
   """Content discriminator step: contents of b -> 1, of a -> 0 (inputs detached)."""
   c_a, c_b = jax.lax.stop_gradient((c_a, c_b))
-
-  def loss_fn(p):
-    dis_c = ts.merge(defs, {"dis_c": p})["dis_c"]
-    return losses.bce_with_logits(dis_c(c_b), 1.0) + losses.bce_with_logits(dis_c(c_a), 0.0)
-
-  loss, grads = jax.value_and_grad(loss_fn)(params["dis_c"])
-  new_p, new_o = ts.apply_gradients(config, "dis_c", params["dis_c"], opt_state["dis_c"], grads, step)
-  return loss, new_p, new_o
+  loss_of = lambda dis_c: (losses.bce_with_logits(dis_c(c_b), 1.0)
+                           + losses.bce_with_logits(dis_c(c_a), 0.0))
+  return _discriminator_update(config, "dis_c", params, opt_state, loss_of, step, defs)
 
 
 def _domain_d_update(config, name, params, opt_state, real, fakes, step, defs):
   """Multi-scale domain discriminator step: the real image twice against two fakes."""
   real_pair = _stack(real, real)
   fake_pair = jax.lax.stop_gradient(_stack(*fakes))
-
-  def loss_fn(p):
-    dis = ts.merge(defs, {name: p})[name]
-    return losses.discriminator_loss(dis(real_pair), dis(fake_pair))
-
-  loss, grads = jax.value_and_grad(loss_fn)(params[name])
-  new_p, new_o = ts.apply_gradients(config, name, params[name], opt_state[name], grads, step)
-  return loss, new_p, new_o
+  loss_of = lambda dis: losses.discriminator_loss(dis(real_pair), dis(fake_pair))
+  return _discriminator_update(config, name, params, opt_state, loss_of, step, defs)
 
 
 def _eg_objective(eg_params, fwd, dis_params, aux, batch, randoms, defs, config):
