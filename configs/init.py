@@ -5,6 +5,10 @@
 
 Arguments: preset=paper|official, domains=<a>_<b> (sunny_night, sunny_rainy,
 sunny_cloudy; the reverse direction comes from the same model).
+
+The raw INIT files are expected in config.data.manual_dir/init (data/manual/init); the
+first run prepares the two domains into config.data.data_dir/init (short side
+config.data.storage_short = 360, 85%/15% train/test), one process per CPU core.
 """
 
 from configs import common

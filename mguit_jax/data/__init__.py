@@ -1,10 +1,11 @@
-"""Data: the synthetic street-scene dataset, TFDS builders and the grain pipeline."""
+"""Data: the synthetic street scenes, TFDS builders of the real datasets, the grain pipeline."""
 
 from mguit_jax.data.pipeline import ensure_prepared
 from mguit_jax.data.pipeline import load_test_pairs
 from mguit_jax.data.pipeline import make_train_iterator
 from mguit_jax.data.pipeline import random_batch
+from mguit_jax.data.pipeline import test_images
 from mguit_jax.data.pipeline import validate_example
 
 __all__ = ["ensure_prepared", "load_test_pairs", "make_train_iterator", "random_batch",
-           "validate_example"]
+           "test_images", "validate_example"]

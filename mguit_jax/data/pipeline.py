@@ -1,18 +1,15 @@
 """grain input pipeline: two unpaired domains with boxes -> crops and class masks.
 
-Per example, on the host, in numpy: decode the PNG; resize so that the short side is
-`config.data.resize_short` (bilinear, boxes scaled too); take a random
+Datasets (`config.data.name`): `synthetic` (generated here), `init`, `folders` and
+`kitti_cityscapes` (real data, prepared once into TFDS array_record files at a reduced
+storage size; see builders.py and the dataset modules). `config.data.domains` names the
+two domains, `<a>_<b>`.
+
+Per training example, on the host, in numpy: decode the stored image; resize so that the
+short side is `config.data.resize_short` (bilinear, boxes scaled too); take a random
 `crop_size` x `crop_size` crop (boxes shifted, clipped to the crop, dropped when empty);
 flip horizontally with p = 0.5 when `config.data.flip` (boxes too); build the class masks
-at content resolution; map the image to [-1, 1].
-
-Class masks, [S/4, S/4, K] with K = len(config.memory.sizes): content pixel (i, j) stands
-for the 4x4 image cell whose centre is (x, y) = (4j + 2, 4i + 2) in crop pixels, and a box
-(x1, y1, x2, y2) covers it when x1 <= x < x2 and y1 <= y < y2. Channel k >= 1 is 1 where a
-box of class k covers the pixel; channel 0 (background) is 1 where no box of classes
-1..K-1 does. Overlapping boxes of different classes set several channels (the memory
-decides which wins); objects of classes >= K count as background, so with K = 1 the
-masks are all ones.
+at content resolution (rule in transforms.py); map the image to [-1, 1].
 
 Each domain is sharded over hosts, shuffled (reshuffled every epoch), repeated and
 augmented with its own seed, derived from `config.seed` and the host index; the two
@@ -23,105 +20,33 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import logging
-import os
 from typing import Any
 
 from absl import flags
 import grain
 import numpy as np
-from PIL import Image
 import tensorflow_datasets as tfds
 
+from mguit_jax.data import folders_tfds
+from mguit_jax.data import init_tfds
+from mguit_jax.data import kitti_cityscapes_tfds
 from mguit_jax.data import synthetic_tfds
+from mguit_jax.data.transforms import class_masks
+from mguit_jax.data.transforms import crop_boxes
+from mguit_jax.data.transforms import decode_png
+from mguit_jax.data.transforms import flip_boxes
+from mguit_jax.data.transforms import normalize
+from mguit_jax.data.transforms import resize
+from mguit_jax.data.transforms import validate_example
 
-DATASETS = ("synthetic", "init")
-INIT_TFDS_NAME = "init"   # the prepared INIT dataset lives in <data_dir>/init
+# The real datasets: each module has DOMAINS and make_builder(config, domain).
+_REAL = {"init": init_tfds, "folders": folders_tfds, "kitti_cityscapes": kitti_cityscapes_tfds}
+DATASETS = ("synthetic", *_REAL)
 _SYNTHETIC_DOMAINS = ("sunny", "night")
 # Batches computed ahead by threads (per worker process). grain's default (500) would hold
 # hundreds of batches in memory and keep the CPU busy long after the consumer stops.
 _READ_OPTIONS = grain.ReadOptions(num_threads=4, prefetch_buffer_size=4)
-# Box corners may stick out of the image by up to this much (rounding in annotation tools).
-BOX_TOLERANCE = 1.0
-
-
-# ------------------------------------------------------------------------- validation
-
-
-def validate_example(boxes, labels, height: int, width: int, num_classes: int,
-                     source: str) -> None:
-  """Raises ValueError naming `source` and the field if the annotations are malformed.
-
-  Boxes must be [M, 4] (x1, y1, x2, y2) in pixels with x2 > x1 and y2 > y1, inside the
-  height x width image up to BOX_TOLERANCE pixels; labels must be [M] in 1..num_classes-1.
-  """
-  boxes, labels = np.asarray(boxes), np.asarray(labels)
-  if boxes.ndim != 2 or boxes.shape[1] != 4:
-    raise ValueError(f"{source}: field 'boxes' has shape {boxes.shape}; expected [M, 4]")
-  if labels.shape != (boxes.shape[0],):
-    raise ValueError(f"{source}: field 'labels' has shape {labels.shape}; "
-                     f"expected [{boxes.shape[0]}] (one per box)")
-  if not np.isfinite(boxes).all():
-    raise ValueError(f"{source}: field 'boxes' holds non-finite values")
-  x1, y1, x2, y2 = boxes.T
-  if (bad := np.nonzero((x2 <= x1) | (y2 <= y1))[0]).size:
-    raise ValueError(f"{source}: field 'boxes' row {bad[0]} = {boxes[bad[0]].tolist()} is "
-                     "empty or inverted; expected x2 > x1 and y2 > y1")
-  tol = BOX_TOLERANCE
-  outside = (x1 < -tol) | (y1 < -tol) | (x2 > width + tol) | (y2 > height + tol)
-  if (bad := np.nonzero(outside)[0]).size:
-    raise ValueError(f"{source}: field 'boxes' row {bad[0]} = {boxes[bad[0]].tolist()} lies "
-                     f"outside the {height}x{width} image (tolerance {tol} px)")
-  if (bad := np.nonzero((labels < 1) | (labels >= num_classes))[0]).size:
-    raise ValueError(f"{source}: field 'labels' entry {bad[0]} = {labels[bad[0]]}; "
-                     f"expected a class id in 1..{num_classes - 1}")
-
-
-# --------------------------------------------------------------------------- geometry
-
-
-def resize(image: np.ndarray, boxes: np.ndarray, short: int):
-  """Bilinear resize so that the short side is `short`; boxes scale with the image."""
-  h, w = image.shape[:2]
-  scale = short / min(h, w)
-  new_h, new_w = (short, round(w * scale)) if h <= w else (round(h * scale), short)
-  if (new_h, new_w) != (h, w):
-    image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
-  factor = np.array([new_w / w, new_h / h, new_w / w, new_h / h], np.float32)
-  return image, boxes * factor
-
-
-def crop_boxes(boxes: np.ndarray, labels: np.ndarray, x0: int, y0: int, size: int):
-  """Boxes in the size x size crop at (x0, y0): shifted, clipped, empty ones dropped."""
-  shifted = np.clip(boxes - np.array([x0, y0, x0, y0], np.float32), 0, size)
-  keep = (shifted[:, 2] > shifted[:, 0]) & (shifted[:, 3] > shifted[:, 1])
-  return shifted[keep], labels[keep]
-
-
-def flip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
-  """Boxes of the horizontally mirrored image."""
-  return np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1)
-
-
-def class_masks(boxes: np.ndarray, labels: np.ndarray, size: int,
-                num_classes: int) -> np.ndarray:
-  """float32 [size/4, size/4, num_classes] masks from boxes (rule in the module docstring)."""
-  centres = 4.0 * np.arange(size // 4, dtype=np.float32) + 2.0
-  keep = labels < num_classes
-  boxes, labels = boxes[keep], labels[keep]
-  in_x = (centres >= boxes[:, 0:1]) & (centres < boxes[:, 2:3])   # [M, n]
-  in_y = (centres >= boxes[:, 1:2]) & (centres < boxes[:, 3:4])   # [M, n]
-  onehot = labels[:, None] == np.arange(num_classes)              # [M, K]
-  covered = np.einsum("mi,mj,mk->ijk", in_y.astype(np.float32), in_x.astype(np.float32),
-                      onehot.astype(np.float32)) > 0
-  covered[..., 0] = ~covered[..., 1:].any(-1)
-  return covered.astype(np.float32)
-
-
-def normalize(image: np.ndarray) -> np.ndarray:
-  """uint8 [0, 255] -> float32 [-1, 1]."""
-  return image.astype(np.float32) / 127.5 - 1.0
 
 
 # ---------------------------------------------------------------- sources and transforms
@@ -129,36 +54,35 @@ def normalize(image: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class DomainSource:
-  """One domain's records from a TFDS data source: decoded image, boxes, labels.
+  """One domain's records from a TFDS data source: name, decoded image, boxes, labels.
 
-  `field` names the image feature; the PNG is decoded here (not by TFDS), so a broken
+  `field` names the image feature; the image is decoded here (not by TFDS), so a broken
   image is reported with its split and record index, and every record is validated.
+  Names are the records' `name` (real datasets) or `scene_NNNN` (synthetic).
   """
   source: Any          # a TFDS data source built with SkipDecoding for `field`
   split: str
   field: str
-  num_classes: int
+  num_classes: int     # class ids in the data are 1..num_classes-1
 
   def __len__(self) -> int:
     return len(self.source)
 
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+  def __getitem__(self, index: int) -> dict[str, Any]:
     record = self.source[index]
     where = f"split {self.split!r} record {index}"
     image = decode_png(record[self.field], where)
     boxes = np.asarray(record["boxes"], np.float32).reshape(-1, 4)
     labels = np.asarray(record["labels"], np.int64)
     validate_example(boxes, labels, image.shape[0], image.shape[1], self.num_classes, where)
-    return {"image": image, "boxes": boxes, "labels": labels}
+    return {"name": _record_name(record), "image": image, "boxes": boxes, "labels": labels}
 
 
-def decode_png(data: bytes, where: str) -> np.ndarray:
-  """PNG/JPEG bytes -> uint8 [H, W, 3]; ValueError naming `where` when it fails."""
-  try:
-    with Image.open(io.BytesIO(data)) as image:
-      return np.asarray(image.convert("RGB"))
-  except Exception as e:   # PIL raises several types for corrupt data
-    raise ValueError(f"{where}: image failed to decode ({type(e).__name__}: {e})") from e
+def _record_name(record) -> str:
+  if "name" in record:
+    name = record["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+  return f"scene_{int(record['scene']):04d}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +93,7 @@ class Augment:
   flip: bool
   num_classes: int     # mask channels K
 
-  def __call__(self, example: dict[str, np.ndarray], rng: np.random.Generator):
+  def __call__(self, example: dict[str, Any], rng: np.random.Generator):
     image, boxes = resize(example["image"], example["boxes"], self.resize_short)
     h, w = image.shape[:2]
     x0 = int(rng.integers(0, w - self.crop_size + 1))
@@ -199,8 +123,10 @@ def _to_pair(batches):
 def ensure_prepared(config) -> None:
   """Makes sure the dataset `config.data.name` is ready to read under config.data.data_dir.
 
-  synthetic: generates it (a few seconds) if missing. init: raises FileNotFoundError
-  saying where the data is expected and how to provide it.
+  synthetic: generates it (a few seconds) if missing. Real datasets: prepares each of the
+  two domains from its raw files if missing (once; INIT takes hours, use
+  config.data.prepare_workers processes), or raises FileNotFoundError saying where the
+  raw files are expected and how to get them.
   """
   name = _dataset_name(config)
   if name == "synthetic":
@@ -211,8 +137,23 @@ def ensure_prepared(config) -> None:
     builder.download_and_prepare()
     logging.info("Synthetic dataset ready: %s", {s: builder.info.splits[s].num_examples
                                                  for s in synthetic_tfds.SPLITS})
-  else:
-    _check_init(config)
+    return
+  for domain in _domains(config):
+    builder = _REAL[name].make_builder(config, domain)
+    if builder.is_prepared():
+      continue
+    if not builder.raw_dir.is_dir():
+      raise FileNotFoundError(
+          f"{name} domain {domain!r} is not prepared (expected in {builder.data_dir}, "
+          f"config.data.data_dir={config.data.data_dir!r}) and its raw files are not in "
+          f"{str(builder.raw_dir)!r} (config.data.manual_dir={config.data.manual_dir!r}). "
+          f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS} To run without it, use "
+          "config.data.name='synthetic' (configs/demo.py).")
+    logging.info("Preparing %s domain %r from %s into %s (%d worker processes) ...", name,
+                 domain, builder.raw_dir, builder.data_dir, builder.workers)
+    builder.download_and_prepare()
+    logging.info("%s domain %r ready: %s", name, domain,
+                 {s: v.num_examples for s, v in builder.info.splits.items()})
 
 
 def make_train_iterator(config, *, process_index: int = 0, process_count: int = 1):
@@ -229,14 +170,18 @@ def make_train_iterator(config, *, process_index: int = 0, process_count: int = 
                      f"multiple of the number of processes ({process_count})")
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index={process_index}: expected 0..{process_count - 1}")
-  augment = Augment(config.data.resize_short, config.data.crop_size, bool(config.data.flip),
-                    len(config.memory.sizes))
+  k = len(config.memory.sizes)
+  augment = Augment(config.data.resize_short, config.data.crop_size, bool(config.data.flip), k)
   seeds = np.random.SeedSequence([config.seed, process_index]).generate_state(4)
   domains = []
   for source, shuffle_seed, map_seed in zip(_train_sources(config), seeds[:2], seeds[2:]):
     if len(source) == 0:
       raise ValueError(f"split {source.split!r} of dataset {config.data.name!r} is empty "
                        f"(under {config.data.data_dir}); expected at least one image")
+    if source.num_classes > k:
+      logging.warning("%s has object classes up to %d but config.memory.sizes has %d "
+                      "entries: classes >= %d train as background.", source.split,
+                      source.num_classes - 1, k, k)
     shard = grain.MapDataset.source(source)[process_index::process_count]
     if len(shard) == 0:
       raise ValueError(f"split {source.split!r} has {len(source)} images, fewer than the "
@@ -252,34 +197,50 @@ def make_train_iterator(config, *, process_index: int = 0, process_count: int = 
   return iter(ds)
 
 
+def test_images(config, domain: str, limit: int | None = None):
+  """The full stored images of the test split of domain "a" or "b", one dict at a time.
+
+  Reads split `config.data.test_split` (TFDS split syntax, e.g. "test", "train[:100]",
+  "train+test"). Yields {"name": str (stable id), "image": uint8 [H, W, 3] at the stored
+  resolution, "boxes": float32 [K, 4] (x1, y1, x2, y2), "labels": int32 [K]} for the first
+  `limit` images (all if None): in scene order for the synthetic dataset (so both domains
+  list the same scenes), in storage order (a fixed, hash-based order) for the others.
+  """
+  if domain not in ("a", "b"):
+    raise ValueError(f"domain={domain!r}: expected 'a' or 'b'")
+  source = _domain_source(config, "ab".index(domain), config.data.test_split)
+  order = range(len(source))
+  if _dataset_name(config) == "synthetic":
+    order = sorted(order, key=lambda i: int(source.source[i]["scene"]))
+  for i in order[:limit]:
+    example = source[i]
+    yield {"name": example["name"], "image": example["image"], "boxes": example["boxes"],
+           "labels": example["labels"].astype(np.int32)}
+
+
+test_images.__test__ = False   # a data reader, not a pytest test, wherever it is imported
+
+
 def load_test_pairs(config, num: int | None = None) -> dict[str, np.ndarray]:
-  """The first `num` (all if None) paired test scenes, in scene order, preprocessed.
+  """The first `num` (all if None) test images of both domains, preprocessed, in pairs.
 
   Deterministic: resize to the short side `resize_short`, centre crop `crop_size`.
-  Returns image_a, image_b float32 [n, S, S, 3] in [-1, 1] and masks [n, S/4, S/4, K].
+  Returns image_a, image_b float32 [n, S, S, 3] in [-1, 1] and masks [n, S/4, S/4, K]
+  (domain A's). Pairs follow test_images' order: the same scene in both domains for the
+  synthetic dataset (paired ground truth), unrelated images for the unpaired datasets.
   """
   _check_sizes(config)
-  if _dataset_name(config) != "synthetic":
-    _check_init(config)
-    raise NotImplementedError("paired test scenes exist only for config.data.name='synthetic'")
-  fields = tuple(f"image_{d}" for d in _synthetic_domains(config))   # A's, then B's
-  source = _synthetic_source(config, "test", fields)
-  order = np.argsort([source[i]["scene"] for i in range(len(source))], kind="stable")
-  order = order[:num] if num is not None else order
   size, k = config.data.crop_size, len(config.memory.sizes)
   out = {"image_a": [], "image_b": [], "masks": []}
-  for i in order:
-    record, where = source[int(i)], f"split 'test' record {int(i)}"
-    boxes = np.asarray(record["boxes"], np.float32).reshape(-1, 4)
-    labels = np.asarray(record["labels"], np.int64)
-    for key, field in zip(("image_a", "image_b"), fields):
-      image = decode_png(record[field], where)
-      validate_example(boxes, labels, *image.shape[:2], synthetic_tfds.NUM_CLASSES, where)
-      image, scaled = resize(image, boxes, config.data.resize_short)
+  for pair in zip(test_images(config, "a", num), test_images(config, "b", num)):
+    for key, example in zip(("image_a", "image_b"), pair):
+      image, boxes = resize(example["image"], example["boxes"], config.data.resize_short)
       h, w = image.shape[:2]
-      done = _finish(image, scaled, labels, (w - size) // 2, (h - size) // 2, False, size, k)
+      done = _finish(image, boxes, example["labels"], (w - size) // 2, (h - size) // 2,
+                     False, size, k)
       out[key].append(done["image"])
-    out["masks"].append(done["masks"])
+      if key == "image_a":
+        out["masks"].append(done["masks"])
   shapes = {"image_a": (size, size, 3), "image_b": (size, size, 3),
             "masks": (size // 4, size // 4, k)}
   return {key: np.stack(v) if v else np.zeros((0, *shapes[key]), np.float32)
@@ -306,6 +267,17 @@ def _check_sizes(config) -> None:
                      f"config.data.crop_size={data.crop_size}")
   if len(config.memory.sizes) < 1:
     raise ValueError("config.memory.sizes is empty; expected one entry per class")
+
+
+def _domains(config) -> tuple[str, str]:
+  """The two domains of a real dataset named by config.data.domains ('<a>_<b>')."""
+  name = _dataset_name(config)
+  valid = _REAL[name].DOMAINS
+  names = tuple(config.data.domains.split("_"))
+  if len(names) != 2 or names[0] == names[1] or not set(names) <= set(valid):
+    raise ValueError(f"config.data.domains={config.data.domains!r}: expected '<a>_<b>' "
+                     f"with two different domains of {name!r}, from {valid}")
+  return names
 
 
 def _synthetic_domains(config) -> tuple[str, str]:
@@ -340,30 +312,32 @@ def _synthetic_source(config, split: str, image_fields):
   return builder.as_data_source(split, decoders=decoders)
 
 
+def _domain_source(config, which: int, split: str) -> DomainSource:
+  """Domain A's (which=0) or B's (which=1) records of `split` ('train', 'test', ...)."""
+  name = _dataset_name(config)
+  if name == "synthetic":
+    domain = _synthetic_domains(config)[which]
+    splits = {"train": f"train_{domain}", "test": "test"}
+    if split not in splits:
+      raise ValueError(f"split {split!r}: the synthetic dataset has 'train' and 'test'")
+    field = f"image_{domain}"
+    return DomainSource(_synthetic_source(config, splits[split], (field,)), splits[split],
+                        field, synthetic_tfds.NUM_CLASSES)
+  domain = _domains(config)[which]
+  builder = _REAL[name].make_builder(config, domain)
+  if not builder.is_prepared():
+    raise FileNotFoundError(f"{name} domain {domain!r} not prepared in {builder.data_dir}; "
+                            "call mguit_jax.data.ensure_prepared(config) first")
+  try:
+    source = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
+  except (ValueError, KeyError) as e:
+    raise ValueError(f"{name} domain {domain!r}: split {split!r} cannot be read ({e}); "
+                     f"the prepared splits are {sorted(builder.info.splits)}") from e
+  return DomainSource(source, f"{domain}/{split}", "image", builder.num_classes())
+
+
 def _train_sources(config) -> tuple[DomainSource, DomainSource]:
-  if _dataset_name(config) == "init":
-    _check_init(config)
-    raise NotImplementedError("the INIT loader is not part of this build yet")
-  sources = []
-  for domain in _synthetic_domains(config):
-    split, field = f"train_{domain}", f"image_{domain}"
-    sources.append(DomainSource(_synthetic_source(config, split, (field,)), split, field,
-                                synthetic_tfds.NUM_CLASSES))
-  return tuple(sources)
-
-
-def _check_init(config) -> None:
-  """FileNotFoundError unless the prepared INIT dataset is present."""
-  expected = os.path.join(config.data.data_dir, INIT_TFDS_NAME)
-  if not os.path.isdir(expected):
-    raise FileNotFoundError(
-        f"INIT dataset not found: expected the prepared TFDS dataset in {expected!r} "
-        f"(config.data.data_dir={config.data.data_dir!r}). INIT cannot be downloaded "
-        "automatically: download the INIT archives (sunny/night/rainy/cloudy images and "
-        f"box annotations) and place them in {config.data.manual_dir!r} "
-        "(config.data.manual_dir), or point config.data.data_dir / config.data.manual_dir "
-        "at where they are, e.g. --config.data.data_dir=/path/to/tfds. To run without "
-        "INIT, use config.data.name='synthetic' (configs/demo.py).")
+  return _domain_source(config, 0, "train"), _domain_source(config, 1, "train")
 
 
 def random_batch(config, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
