@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from absl import logging
 import grain
 import jax
 import ml_collections
@@ -63,16 +64,29 @@ class Checkpointer:
           + "\n  ".join(diffs) + "\nUse another --workdir or the matching config.")
 
   def save(self, step: int, state, data_iterator, config: ml_collections.ConfigDict) -> None:
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=grain.checkpoint.CheckpointSave(data_iterator),
-        config=ocp.args.JsonSave(json.loads(config.to_json()))))
+    """Saves a step; `data_iterator=None` saves no data position (an imported checkpoint)."""
+    items = dict(state=ocp.args.StandardSave(state),
+                 config=ocp.args.JsonSave(json.loads(config.to_json())))
+    if data_iterator is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+    self._manager.save(step, args=ocp.args.Composite(**items))
+
+  def has_data_position(self, step: int) -> bool:
+    return (self.directory / str(step) / "data").is_dir()
 
   def restore(self, step: int, abstract_state, data_iterator):
-    """Restores the state (into `abstract_state`'s shapes and shardings) and the iterator."""
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state),
-        data=grain.checkpoint.CheckpointRestore(data_iterator)))
+    """Restores the state (into `abstract_state`'s shapes and shardings) and the iterator.
+
+    A checkpoint without a data position (imported from the official code)
+    leaves `data_iterator` at its start.
+    """
+    items = dict(state=ocp.args.StandardRestore(abstract_state))
+    if data_iterator is not None and self.has_data_position(step):
+      items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+    elif data_iterator is not None:
+      logging.info("Checkpoint %d holds no data position: the data starts from the beginning.",
+                   step)
+    restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     return restored["state"]
 
   def wait(self) -> None:
