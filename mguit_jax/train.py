@@ -5,13 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 import signal
 from pathlib import Path
-
-# clu's writers import TensorFlow (for event files only): keep it quiet.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from absl import logging
 from clu import metric_writers, periodic_actions
@@ -118,7 +113,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   jit_step = lambda fn: jax.jit(functools.partial(fn, defs=defs, config=config),
                                 donate_argnums=0, out_shardings=(replicated, replicated))
   full_step, content_d_step = jit_step(steps.full_step), jit_step(steps.content_d_step)
-  translate_fn = jax.jit(functools.partial(steps.translate, defs=defs),
+  translate_fn = jax.jit(functools.partial(steps.translate, defs=defs,
+                                           use_memory=config.memory.enabled),
                          static_argnames="direction")
   pairs = data.load_test_pairs(config, config.train.num_samples)
   rand_values = jax.random.normal(jax.random.key(config.seed + 1),

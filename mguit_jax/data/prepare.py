@@ -11,19 +11,18 @@ prepared splits and the skipped or repaired inputs of each domain it prepares.
 
 from __future__ import annotations
 
-from absl import app, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
-from mguit_jax import data
+from mguit_jax import cli, data
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file whose config.data to prepare, e.g. configs/init.py.",
     lock_config=True)
+flags.mark_flags_as_required(["config"])
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+def main():
   config = _CONFIG.value
   data.ensure_prepared(config)
   logging.info("Dataset %r (domains %s) is prepared in %s.", config.data.name,
@@ -31,4 +30,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)
