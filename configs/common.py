@@ -48,15 +48,25 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
 
   # Data: two unpaired domains with boxes; see mguit_jax/data.
   c.data = ml_collections.ConfigDict()
-  c.data.name = "synthetic"          # synthetic | init
+  c.data.name = "synthetic"          # synthetic | init | folders | kitti_cityscapes
   c.data.data_dir = "data/tfds"      # where TFDS datasets are prepared
-  c.data.manual_dir = "data/manual"  # where manually downloaded archives live
+  c.data.manual_dir = "data/manual"  # raw downloads: <manual_dir>/init, /kitti, /cityscapes
   c.data.domains = "sunny_night"     # <domain A>_<domain B>
   c.data.resize_short = 360
   c.data.crop_size = 360
   c.data.batch_size = 1              # global batch, split over devices
   c.data.num_workers = 0             # grain worker processes (0 = in-process)
   c.data.flip = True
+  c.data.test_split = "test"         # split test_images reads (TFDS syntax: train[:100], ...)
+  # Real datasets are prepared once from the raw files into data_dir: images resized to
+  # this short side (boxes scaled) and stored as png | jpeg (quality 95: lossy, ~5x smaller).
+  c.data.storage_short = 360
+  c.data.image_format = "png"
+  c.data.prepare_workers = -1        # processes preparing images: -1 one per core, 0 in-process
+  c.data.strict = False              # True: a skipped image or repaired box is an error
+  # Unpaired image folders (only read when name == "folders"): trainA/ trainB/ [testA/ testB/].
+  c.data.folders = ml_collections.ConfigDict()
+  c.data.folders.path = ""
   # Synthetic street scenes (only read when name == "synthetic").
   c.data.synthetic = ml_collections.ConfigDict()
   c.data.synthetic.height = 360
@@ -86,6 +96,9 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.memory.temperature = 0.1         # tau of the contrastive loss (eq. 8)
   c.memory.triplet_margin = 1.0
   c.memory.class_aware = True        # False: one memory for all pixels (the ablation)
+  # False: no memory, the DRIT-style baseline (global style vectors; see mguit_jax/memory.py).
+  c.memory.enabled = True
+  c.memory.style_momentum = 0.99     # running mean of global styles, used when enabled=False
 
   # Loss weights.
   c.loss = ml_collections.ConfigDict()
@@ -122,4 +135,22 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 5000
   c.train.max_to_keep = 3
   c.train.num_samples = 4            # images in each sample grid
+
+  # Evaluation (mguit_jax/evaluate.py, protocol of the paper's section 4; MUNIT's counts).
+  c.eval = ml_collections.ConfigDict()
+  c.eval.num_inputs = 100            # test inputs per direction (fewer if the test split is smaller)
+  c.eval.num_pairs = 19              # LPIPS diversity: random-style output pairs per input
+  c.eval.num_styles = 100            # IS/CIS: random-style outputs per input
+  c.eval.batch_size = 8              # test inputs per translation call
+  c.eval.metric_batch_size = 32      # images per Inception / LPIPS call
+  c.eval.seed = 0                    # random styles
+  c.eval.inception_size = 299        # Inception-v3 input resolution (299 = standard FID)
+  c.eval.weights_dir = "data/weights"  # FID Inception weights: the .pth to provide, .npz caches
+  c.eval.classifier = ""             # domain classifier .npz of mguit_jax.train_classifier
+  # Domain classifier fine-tuning (python -m mguit_jax.train_classifier).
+  c.eval.classifier_steps = 2000
+  c.eval.classifier_batch_size = 16  # images per step, half from each domain
+  c.eval.classifier_lr = 1e-3
+  c.eval.classifier_finetune = "head"  # head (new layer only) | all (whole network)
+  c.eval.classifier_log_every = 50
   return c

@@ -32,4 +32,8 @@ def get_config(arg: str | None = None):
   config.train.log_every = 25
   config.train.sample_every = 200
   config.train.checkpoint_every = 200
+  # Evaluation sized for a CPU: 20 test scenes, 20 random styles each (IS/CIS), 10 LPIPS pairs.
+  config.eval.num_styles = 20
+  config.eval.num_pairs = 10
+  config.eval.classifier_steps = 200   # sunny vs night separates within a few dozen steps
   return config

@@ -129,10 +129,14 @@ def _eg_objective(eg_params, fwd, dis_params, aux, batch, randoms, defs, config)
   # Cycle: re-encode the translations, read styles class-wise without updating.
   c_ab, c_ba = enc_c(fwd["fake_ab"], "b"), enc_c(fwd["fake_ba"], "a")
   sizes, aware = tuple(config.memory.sizes), config.memory.class_aware
-  sty_aba = memory_lib.read_class_aware(memory.keys, memory.values_a, c_ab,
-                                        batch["a"]["masks"], sizes, aware)
-  sty_bab = memory_lib.read_class_aware(memory.keys, memory.values_b, c_ba,
-                                        batch["b"]["masks"], sizes, aware)
+  if config.memory.enabled:
+    sty_aba = memory_lib.read_class_aware(memory.keys, memory.values_a, c_ab,
+                                          batch["a"]["masks"], sizes, aware)
+    sty_bab = memory_lib.read_class_aware(memory.keys, memory.values_b, c_ba,
+                                          batch["b"]["masks"], sizes, aware)
+  else:  # no memory: the styles re-encoded from the translations, as DRIT's cycle
+    sty_aba = memory_lib.global_style(nets["enc_s"](fwd["fake_ba"], "a"))
+    sty_bab = memory_lib.global_style(nets["enc_s"](fwd["fake_ab"], "b"))
   fake_aba = gen(c_ab, sty_aba, "a", noise=randoms["noise_aba"])
   fake_bab = gen(c_ba, sty_bab, "b", noise=randoms["noise_bab"])
 
@@ -155,11 +159,14 @@ def _eg_objective(eg_params, fwd, dis_params, aux, batch, randoms, defs, config)
   if w.latent_regression:
     # DRIT's latent regression, for the spatial style maps: the style encoder
     # (frozen here, as DRIT updates only G with it) must recover the random style.
+    # Without memory the random style is one vector per image: regress the pooled style.
     enc_s = ts.merge(defs, {"enc_s": jax.lax.stop_gradient(eg_params["enc_s"])})["enc_s"]
+    recover = (enc_s if config.memory.enabled else
+               lambda x, d: memory_lib.global_style(enc_s(x, d)))
     terms["latent_regression"] = (
         w.latent_regression,
-        losses.l1(enc_s(fwd["rand_ba_img"], "a"), aux["rand_ba"]),
-        losses.l1(enc_s(fwd["rand_ab_img"], "b"), aux["rand_ab"]))
+        losses.l1(recover(fwd["rand_ba_img"], "a"), aux["rand_ba"]),
+        losses.l1(recover(fwd["rand_ab_img"], "b"), aux["rand_ab"]))
   weighted = {f"g/{name}_{dom}": weight * value
               for name, (weight, term_a, term_b) in terms.items()
               for dom, value in (("a", term_a), ("b", term_b))}
@@ -224,22 +231,34 @@ def content_d_step(state: ts.TrainState, batch: Batch, *, defs: dict[str, Any],
   return new_state, {"d/dis_c": loss}
 
 
+def read_style(memory: memory_lib.Memory, content: jax.Array, target: str,
+               rand_values: jax.Array | None = None, *, use_memory: bool = True) -> jax.Array:
+  """Test-time style map `[B, h, w, Cv]` of domain `target` ("a" or "b") for `content`.
+
+  With memory: the class-agnostic read of the stored values, or of `rand_values`
+  ([N, Cv], a random style) when given. Without (the no-memory baseline): the
+  first row broadcast, i.e. the running mean of the target domain's global
+  styles, or the random vector `rand_values[0]`.
+  """
+  values = getattr(memory, f"values_{target}") if rand_values is None else rand_values
+  if use_memory:
+    return memory_lib.read_all(memory.keys, values, content)
+  return memory_lib.broadcast_style(values[0], content)
+
+
 def translate(params: dict[str, Any], memory: memory_lib.Memory, images: jax.Array, *,
               defs: dict[str, Any], direction: str,
-              rand_values: jax.Array | None = None) -> jax.Array:
+              rand_values: jax.Array | None = None, use_memory: bool = True) -> jax.Array:
   """Translates images (no boxes needed): class-agnostic memory read, no noise.
 
   direction: "a2b" or "b2a". With `rand_values` ([N, Cv]) the memory's attention
   is applied to those values instead of the stored ones (a random style).
+  `use_memory=False` for a run trained without memory (`config.memory.enabled`).
   """
   if direction not in ("a2b", "b2a"):
     raise ValueError(f"direction={direction!r}: expected 'a2b' or 'b2a'")
   src, tgt = direction[0], direction[2]
   nets = ts.merge(defs, {k: params[k] for k in ("enc_c", "gen")})
   content = nets["enc_c"](images, src)
-  if rand_values is None:
-    values = memory.values_b if tgt == "b" else memory.values_a
-    style = memory_lib.read_all(memory.keys, values, content)
-  else:
-    style = memory_lib.read_weights_all(memory.keys, content) @ rand_values
+  style = read_style(memory, content, tgt, rand_values, use_memory=use_memory)
   return nets["gen"](content, style, tgt, noise=None)
