@@ -84,7 +84,7 @@ def _write_init(root: Path, domains=("sunny", "night")) -> dict[str, tuple]:
       keep, clean = _clean(boxes)
       expected[f"{domain}_seq{i % 2}_{i:06d}"] = (np.asarray(Image.open(image)), clean[keep],
                                                   np.asarray(labels, np.int64)[keep])
-    entries.append((f"/home/author/INIT/{domain}/seq0/missing.png", (H, W), np.zeros((0, 4)),
+    entries.append((f"/home/author/INIT/{domain}/seq2/missing.png", (H, W), np.zeros((0, 4)),
                     np.zeros(0, np.int64)))
     lines = annotations.format_init_blocks(entries)
     (root / f"{domain}_annotation.txt").write_text("\n".join(lines))
@@ -196,9 +196,14 @@ def test_label_json_and_kitti_errors(tmp_path):
 
 
 def test_test_split_rule():
-  test = [i for i in range(100) if init_tfds.is_test(i)]
-  assert len(test) == 15 and max(np.diff(test)) <= 7
-  assert sum(init_tfds.is_test(i) for i in range(1000)) == 150
+  # Two sequences of 20 and 7 frames, listed out of order: each gives its last 15%
+  # (3 and 1 frames) to the test split.
+  images = [f"night/a/{i:03d}.png" for i in range(20)] + [f"night/b/{i:03d}.png" for i in range(7)]
+  order = np.random.default_rng(0).permutation(len(images))
+  flags = init_tfds.in_test_split([images[i] for i in order])
+  test = sorted(images[i] for i, f in zip(order, flags) if f)
+  assert test == ["night/a/017.png", "night/a/018.png", "night/a/019.png", "night/b/006.png"]
+  assert sum(init_tfds.in_test_split([f"{i:04d}.png" for i in range(1000)])) == 150
 
 
 # ------------------------------------------------------------------------------- INIT
@@ -209,8 +214,9 @@ def test_init_prepared(init_setup):
   builder = init_tfds.make_builder(config, "sunny")
   assert builder.builder_config.name == "sunny_40_png"
   assert {s: v.num_examples for s, v in builder.info.splits.items()} == {"train": 12, "test": 2}
-  # 15 entries sorted by written path; entries 6 and 13 are the test images.
-  assert set(_records(config, 0, "test")) == {"sunny_seq0_000012", "sunny_seq1_000011"}
+  # The last 15% (rounded) of each sequence is test: the last frame of seq0 and seq1
+  # (7 entries each), none of seq2 (1 entry, the missing image).
+  assert set(_records(config, 0, "test")) == {"sunny_seq0_000012", "sunny_seq1_000013"}
   records = {**_records(config, 0, "train"), **_records(config, 0, "test")}
   assert len(records) == 14
   for name, record in records.items():
@@ -279,7 +285,7 @@ def test_init_iterator_state_and_determinism(init_setup):
 def test_test_images_and_pairs(init_setup):
   config, expected = init_setup
   night = list(data.test_images(config, "b"))
-  assert {e["name"] for e in night} == {"night_seq0_000012", "night_seq1_000011"}
+  assert {e["name"] for e in night} == {"night_seq0_000012", "night_seq1_000013"}
   for example in night:
     assert set(example) == {"name", "image", "boxes", "labels"}
     assert example["image"].dtype == np.uint8 and example["image"].shape == (H, W, 3)

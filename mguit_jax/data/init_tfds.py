@@ -6,9 +6,11 @@ holds the images (PNG frames of 1208x1920, some 3000x4000) in one of two layouts
 1. As distributed: per-domain annotation text files (format in annotations.py) whose file
    names contain the domain name (e.g. `sunny.txt`, `night_annotation.txt`; any .txt file
    under the root outside `label/`). The images of a domain are sorted by their path as
-   written and split 85% / 15% into train / test as in the INIT paper: image i is a test image
-   when floor(15 (i + 1) / 100) > floor(15 i / 100), i.e. every 6th or 7th image, so the
-   test images spread over all sequences and the split never depends on file order.
+   written and split 85% / 15% into train / test, the proportions of the INIT paper (which
+   publishes no split list): each sequence (the images of one folder), sorted by name,
+   gives its last 15% (rounded) to the test split. Neighbouring frames of a sequence are
+   near-duplicates, so a contiguous tail keeps test frames away from training frames, and
+   every sequence is represented; the split never depends on file order.
 2. The per-image layout of the released MGUIT code: `label/<domain>_train/` and
    `label/<domain>_test/` folders of label files (image path on line 1, relative to the
    root). The folders give the split. This layout wins when `label/<domain>_train` exists.
@@ -21,7 +23,9 @@ One builder config per domain and storage size, e.g. `sunny_360_png`, with split
 
 from __future__ import annotations
 
-from pathlib import Path
+import collections
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 
 from mguit_jax.data import annotations
 from mguit_jax.data import builders
@@ -32,9 +36,22 @@ TEST_PERCENT = 15
 _CLASSES = range(1, len(CLASS_NAMES))
 
 
-def is_test(index: int) -> bool:
-  """Whether the index-th image (sorted by path) of a domain belongs to the test split."""
-  return (index + 1) * TEST_PERCENT // 100 > index * TEST_PERCENT // 100
+def in_test_split(images: Sequence[str]) -> list[bool]:
+  """Per image path as written (any order): whether it belongs to the test split.
+
+  Images are grouped by folder (one sequence each); the last TEST_PERCENT % of each
+  group, sorted by path and rounded to the nearest count, are test images.
+  """
+  groups: dict[PurePosixPath, list[int]] = collections.defaultdict(list)
+  for i, image in enumerate(images):
+    groups[PurePosixPath(image.replace("\\", "/")).parent].append(i)
+  flags = [False] * len(images)
+  for members in groups.values():
+    members.sort(key=lambda i: images[i])
+    num_test = (len(members) * TEST_PERCENT + 50) // 100
+    for i in members[len(members) - num_test:]:
+      flags[i] = True
+  return flags
 
 
 def annotation_files(root: Path, domain: str) -> list[Path]:
@@ -71,8 +88,9 @@ class Init(builders.DomainBuilder):
                       for ann in annotations.read_init_blocks(path, _CLASSES)),
                      key=lambda entry: entry[0].image)
     splits = {"train": [], "test": []}
-    for i, (ann, path) in enumerate(entries):
-      split = "test" if is_test(i) else "train"
+    in_test = in_test_split([ann.image for ann, _ in entries])
+    for (ann, path), test in zip(entries, in_test):
+      split = "test" if test else "train"
       image = builders.find_image(ann, [path.parent, self.raw_dir], split, issues)
       if image is not None:
         splits[split].append(builders.RawExample(builders.relative_name(image, self.raw_dir),
@@ -87,7 +105,8 @@ class Init(builders.DomainBuilder):
         raise FileNotFoundError(f"INIT domain {domain!r}: {folder} is missing; the label/ "
                                 f"layout needs label/{domain}_train and label/{domain}_test")
       found = []
-      for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+      for path in sorted(p for p in folder.rglob("*")
+                         if p.is_file() and not p.name.startswith(".")):
         ann = annotations.read_label_file(path, _CLASSES)
         image = builders.find_image(ann, [self.raw_dir], split, issues)
         if image is not None:

@@ -25,6 +25,8 @@ from typing import Any
 
 from absl import flags
 import grain
+import jax
+from jax.experimental import multihost_utils
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -126,8 +128,30 @@ def ensure_prepared(config) -> None:
   synthetic: generates it (a few seconds) if missing. Real datasets: prepares each of the
   two domains from its raw files if missing (once; INIT takes hours, use
   config.data.prepare_workers processes), or raises FileNotFoundError saying where the
-  raw files are expected and how to get them.
+  raw files are expected and how to get them. With several processes only process 0
+  prepares, the others wait for it and then expect the same data_dir (a shared disk).
   """
+  if jax.process_count() == 1:
+    _prepare(config)
+    return
+  if jax.process_index() == 0:
+    _prepare(config)
+  multihost_utils.sync_global_devices("mguit_jax: dataset prepared")
+  if not _is_prepared(config):
+    raise FileNotFoundError(
+        f"process {jax.process_index()}: process 0 prepared the dataset, but it is not in "
+        f"config.data.data_dir={config.data.data_dir!r} on this host; put data_dir on a disk "
+        "all hosts share, or run `python -m mguit_jax.data.prepare` on every host first")
+
+
+def _is_prepared(config) -> bool:
+  name = _dataset_name(config)
+  if name == "synthetic":
+    return _synthetic_builder(config).is_prepared()
+  return all(_REAL[name].make_builder(config, d).is_prepared() for d in _domains(config))
+
+
+def _prepare(config) -> None:
   name = _dataset_name(config)
   if name == "synthetic":
     builder = _synthetic_builder(config)
@@ -143,10 +167,12 @@ def ensure_prepared(config) -> None:
     if builder.is_prepared():
       continue
     if not builder.raw_dir.is_dir():
+      raw_field = ("config.data.folders.path" if name == "folders" else
+                   f"config.data.manual_dir={config.data.manual_dir!r}")
       raise FileNotFoundError(
           f"{name} domain {domain!r} is not prepared (expected in {builder.data_dir}, "
           f"config.data.data_dir={config.data.data_dir!r}) and its raw files are not in "
-          f"{str(builder.raw_dir)!r} (config.data.manual_dir={config.data.manual_dir!r}). "
+          f"{str(builder.raw_dir)!r} ({raw_field}). "
           f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS} To run without it, use "
           "config.data.name='synthetic' (configs/demo.py).")
     logging.info("Preparing %s domain %r from %s into %s (%d worker processes) ...", name,
