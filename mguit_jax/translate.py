@@ -29,7 +29,7 @@ import tqdm
 from mguit_jax import checkpointing, cli, samples, steps
 from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
-from mguit_jax.data import pipeline
+from mguit_jax.data import pipeline, transforms
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 # The content map is at 1/4 resolution: inputs are padded to a multiple of this.
@@ -255,9 +255,9 @@ def jobs_for(files: Sequence[Path], root: Path, output_dir: Path, num_styles: in
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-  """(height, width) from the header; raises on anything PIL cannot identify."""
+  """Upright (height, width) from the header; raises on anything PIL cannot identify."""
   with Image.open(path) as image:
-    return image.height, image.width
+    return transforms.upright_size(image)
 
 
 def load_image(path: Path) -> np.ndarray:

@@ -22,6 +22,7 @@ from mguit_jax.data import folders_tfds
 from mguit_jax.data import init_tfds
 from mguit_jax.data import kitti_cityscapes_tfds
 from mguit_jax.data import pipeline
+from mguit_jax.data import transforms
 
 H, W = 40, 64   # raw fixture images; stored as they are (short side 40), so pixels stay exact
 
@@ -641,3 +642,21 @@ def test_interrupted_prepare_leaves_no_dataset(tmp_path, monkeypatch):
   monkeypatch.setattr(builders._Store, "__call__", store)
   data.ensure_prepared(config)   # a new attempt starts afresh and completes
   assert builder.is_prepared() and len(_records(config, 0, "train")) == 6
+
+
+def test_exif_rotated_photos_are_read_upright(tmp_path):
+  """A phone photo stored 20 wide x 10 high with orientation 6 (rotate 90 degrees clockwise
+  to display) is read as the upright 20 high x 10 wide image, header size included."""
+  stored = np.zeros((10, 20, 3), np.uint8)
+  stored[:, :5] = 255                        # white on the stored image's left
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  Image.fromarray(stored).save(tmp_path / "photo.jpg", exif=exif, quality=100)
+  with Image.open(tmp_path / "photo.jpg") as image:
+    assert transforms.upright_size(image) == (20, 10)
+    upright = transforms.to_rgb(image)
+  assert upright.shape == (20, 10, 3)
+  # Rotated clockwise, the stored left edge becomes the top.
+  assert upright[:4].mean() > 200 and upright[6:].mean() < 50
+  decoded = transforms.decode_png((tmp_path / "photo.jpg").read_bytes(), "photo.jpg")
+  np.testing.assert_array_equal(decoded, upright)

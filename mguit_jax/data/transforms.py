@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 # Box corners may stick out of the image by up to this much (rounding in annotation tools).
 BOX_TOLERANCE = 1.0
@@ -57,11 +57,28 @@ def outside_image(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
   return (x1 < -tol) | (y1 < -tol) | (x2 > width + tol) | (y2 > height + tol)
 
 
+# EXIF orientations that rotate by 90 degrees (height and width swap when displayed).
+_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+  """An opened image as uint8 [H, W, 3], turned upright as its EXIF orientation says
+  (photos from phones are stored rotated; viewers and annotation tools show them upright)."""
+  return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+  """(height, width) of an opened image as `to_rgb` returns it, from its header alone."""
+  if image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSED_ORIENTATIONS:
+    return image.width, image.height
+  return image.height, image.width
+
+
 def decode_png(data: bytes, where: str) -> np.ndarray:
-  """PNG/JPEG bytes -> uint8 [H, W, 3]; ValueError naming `where` when it fails."""
+  """PNG/JPEG bytes -> uint8 [H, W, 3] (upright); ValueError naming `where` when it fails."""
   try:
     with Image.open(io.BytesIO(data)) as image:
-      return np.asarray(image.convert("RGB"))
+      return to_rgb(image)
   except Exception as e:   # PIL raises several types for corrupt data
     raise ValueError(f"{where}: image failed to decode ({type(e).__name__}: {e})") from e
 
