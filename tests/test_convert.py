@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from mguit_jax import checkpointing, convert, parity, steps, train
+from mguit_jax import checkpointing, convert, parity, samples, steps, train, translate
+from mguit_jax.data import pipeline
 from mguit_jax import train_state as ts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,6 +176,18 @@ def test_imported_checkpoint_restores_and_trains(imported, tmp_path):
   assert next(data_iter) == 0  # no saved position: the data starts at the beginning
   for a, b in zip(jax.tree.leaves(imported), jax.tree.leaves(state), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+  # Translation reads the imported checkpoint: the official networks and memory.
+  translator = translate.Translator.from_workdir(tmp_path)
+  images = np.random.default_rng(0).integers(0, 256, (1, 37, 50, 3), np.uint8)
+  out = translator.translate(images, "a2b", num_styles=1)
+  assert translator.step == 3 and out.shape == (1, 2, 37, 50, 3)
+  padded = np.pad(images, ((0, 0), (0, 3), (0, 2), (0, 0)), mode="reflect")
+  want = steps.translate(state.params, state.memory, pipeline.normalize(padded),
+                         defs=ts.graphdefs(config), direction="a2b")
+  # Up to uint8 rounding of float differences between the jitted and the eager call.
+  np.testing.assert_allclose(out[:, 0].astype(int),
+                             samples.to_uint8(want)[:, :37, :50].astype(int), atol=1)
 
   # Uncommitted arrays and 'highest' precision, as in the parity test: the same
   # compiled step (the tests' persistent compilation cache).
