@@ -116,11 +116,10 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str | Path, *,
     batch = next(batches)
     images = (np.concatenate([batch["a"]["image"], batch["b"]["image"]]) + 1.0) * 127.5
     trainable, opt_state, metrics = step_fn(trainable, opt_state, frozen, images, labels)
-    pending.append(metrics)
+    pending.append(jax.device_get(metrics))   # waits for the step: true rates and ETA
     progress(step)
     if step % ev.classifier_log_every == 0 or step == ev.classifier_steps:
-      means = {f"classifier/{k}": float(np.mean([m[k] for m in jax.device_get(pending)]))
-               for k in pending[0]}
+      means = {f"classifier/{k}": float(np.mean([m[k] for m in pending])) for k in pending[0]}
       writer.write_scalars(step, means)
       pending = []
 

@@ -81,14 +81,7 @@ def _fold(weight, scale, beta, mean, var) -> dict[str, np.ndarray]:
 
 def _nest(flat: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
   """{'Mixed_5b.branch1x1': leaves} -> {'mixed_5b': {'branch1x1': leaves}}."""
-  tree: dict[str, Any] = {}
-  for name, leaves in flat.items():
-    *parents, leaf = name.lower().split(".")
-    node = tree
-    for p in parents:
-      node = node.setdefault(p, {})
-    node[leaf] = leaves
-  return tree
+  return utils.unflatten({name.lower(): leaves for name, leaves in flat.items()}, sep=".")
 
 
 def _take(state: dict[str, np.ndarray], key: str, source: str) -> np.ndarray:

@@ -60,10 +60,11 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
   return out
 
 
-def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
+def unflatten(flat: dict[str, Any], sep: str = "/") -> dict[str, Any]:
+  """{'a/b': leaf} -> {'a': {'b': leaf}} (names split at `sep`)."""
   tree: dict[str, Any] = {}
   for name, value in flat.items():
-    *parents, leaf = name.split("/")
+    *parents, leaf = name.split(sep)
     node = tree
     for p in parents:
       node = node.setdefault(p, {})
@@ -90,7 +91,7 @@ def load_params(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
   if _META_KEY not in flat:
     raise ValueError(f"{path}: not a parameter file of this project (no {_META_KEY} entry)")
   meta = json.loads(str(flat.pop(_META_KEY)))
-  return _unflatten(flat), meta
+  return unflatten(flat), meta
 
 
 def module_params(module: nnx.Module) -> dict[str, Any]:
