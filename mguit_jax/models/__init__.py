@@ -38,5 +38,5 @@ def build_networks(model_config: ml_collections.ConfigDict, *,
       "dis_a": dis(),
       "dis_b": dis(),
       "dis_c": ContentDiscriminator(
-          content_dim=m.content_dim, width=m.dis_c_width, **init),
+          content_dim=m.content_dim, width=m.dis_c_width, depth=m.get("dis_c_depth", 3), **init),
   }

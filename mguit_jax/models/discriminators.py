@@ -48,16 +48,37 @@ class MultiScaleDiscriminator(nnx.Module):
     return outs
 
 
+def content_logits_size(content_size: int, depth: int) -> int:
+  """Side of D_c's logit map for a `content_size` content map (< 1: too small)."""
+  for _ in range(depth):
+    content_size = (content_size + 2 - 7) // 2 + 1 if content_size >= 5 else 0
+  return content_size - 3
+
+
+def min_crop_for_content_discriminator(depth: int) -> int:
+  """Smallest crop (a multiple of 4) whose content map D_c of `depth` accepts."""
+  crop = 4
+  while content_logits_size(crop // 4, depth) < 1:
+    crop += 4
+  return crop
+
+
 class ContentDiscriminator(nnx.Module):
-  """D_c: predicts the domain of a content map (1x1 logits at 54x54, 5x5 at 90x90)."""
+  """D_c: predicts the domain of a content map (1x1 logits at 54x54, 5x5 at 90x90).
+
+  `depth` 7x7 stride-2 convs (3 in the released code), then a 4x4 and a 1x1 conv.
+  A smaller depth accepts smaller crops: 3 needs 212 px, 2 needs 100 px, 1 needs 44 px.
+  """
 
   def __init__(self, *, content_dim: int, width: int, init_std: float,
-               rngs: nnx.Rngs):
+               rngs: nnx.Rngs, depth: int = 3):
+    if depth < 1:
+      raise ValueError(f"model.dis_c_depth={depth}: expected at least 1")
     kw = dict(init_std=init_std, rngs=rngs)
+    chans = [content_dim] + [width] * depth
     self.net = nnx.Sequential(
-        layers.ConvBlock(content_dim, width, 7, 2, 1, norm=False, slope=0.01, **kw),
-        layers.ConvBlock(width, width, 7, 2, 1, norm=False, slope=0.01, **kw),
-        layers.ConvBlock(width, width, 7, 2, 1, norm=False, slope=0.01, **kw),
+        *(layers.ConvBlock(cin, cout, 7, 2, 1, norm=False, slope=0.01, **kw)
+          for cin, cout in zip(chans[:-1], chans[1:])),
         layers.ConvBlock(width, width, 4, 1, 0, norm=False, slope=0.01, **kw),
         layers.Conv(width, 1, 1, **kw),
     )
