@@ -13,8 +13,8 @@ from flax import nnx
 from configs import init as init_config
 from configs import tiny
 from mguit_jax import convert
-from mguit_jax import models
-from mguit_jax.models import layers
+from mguit_jax import data, models
+from mguit_jax.models import discriminators, layers
 
 B, SIZE = 2, 216
 
@@ -110,6 +110,28 @@ def test_content_discriminator_shapes(nets, codes):
   assert nets["dis_c"](codes[0]).shape == (B, 1, 1, 1)
   # The official 360x360 crops give 90x90 content maps and 5x5 logits.
   assert nets["dis_c"](jnp.zeros((1, 90, 90, 32))).shape == (1, 5, 5, 1)
+
+
+@pytest.mark.parametrize("depth,smallest", [(1, 44), (2, 100), (3, 212)])
+def test_content_discriminator_depth_and_smallest_crop(depth, smallest):
+  assert discriminators.min_crop_for_content_discriminator(depth) == smallest
+  dis = models.ContentDiscriminator(content_dim=4, width=4, depth=depth, init_std=0.02,
+                                    rngs=nnx.Rngs(0))
+  assert dis(jnp.zeros((1, smallest // 4, smallest // 4, 4))).shape == (1, 1, 1, 1)
+  assert discriminators.content_logits_size((smallest - 4) // 4, depth) < 1
+  assert discriminators.content_logits_size(90, 3) == 5   # the official 360 px crop
+
+
+def test_a_crop_too_small_for_the_content_discriminator_is_refused():
+  config = tiny.get_config()
+  config.data.crop_size = config.data.resize_short = 96
+  with pytest.raises(ValueError, match=r"crop_size=96 .* at config.model.dis_c_depth=3 crops "
+                                       r"must be at least 212 px"):
+    data.make_train_iterator(config)
+  config.model.dis_c_depth = 1
+  config.data.crop_size = 40
+  with pytest.raises(ValueError, match="at least 44 px"):
+    data.load_test_pairs(config, 1)
 
 
 def test_dis_norm_instance(images):
