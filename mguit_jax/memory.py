@@ -23,13 +23,22 @@ in each of its classes, as the released code does. A pixel with no channel set
 is treated as background.
 
 Similarities are plain dot products: with unit-norm contents (the encoder's
-output) and unit keys they are the paper's cosine similarity (eq. 3).
+output) and unit keys they are the paper's cosine similarity (eq. 3). The read
+(eq. 2) and update (eq. 5) softmaxes take them divided by
+`config.attention_temperature` (1 = the equations as printed). Cosines lie in
+[-1, 1], so at 1 both softmaxes are close to uniform: every pixel reads the mean
+of its class's values and every key moves to its class's mean content, which
+makes all keys of a class one vector within tens of updates (README, "Training
+notes").
 
 Update rules (`config.update`):
   * `paper` (eqs. 5-6): per domain, beta = softmax over the pixels of the item's
     class of c.k; key <- normalise(key + sum beta^a c^a + sum beta^b c^b), and
     value^x <- normalise(value^x + sum beta^x s^x) for the domains x where the
     class has pixels. Items of a class absent from both domains are unchanged.
+    With `config.update_nearest` a pixel writes only into its most similar item
+    of its class (beta is zeroed elsewhere), the rule of the memory of Park et
+    al. [33] that eqs. 5-6 follow, and of the released code.
   * `official`: the released code's rule (parity README §7.3). Each pixel adds
     only to its most similar item (per class it belongs to); key <-
     normalise(0.25 u^a + 0.25 u^b + 0.5 key) with u the normalised sums; value^x
@@ -39,13 +48,23 @@ Reads during training use the updated memory, as the released code does.
 
 Losses (`config.loss`), computed with the pre-update memory and returned
 unweighted as {"key", "value"}:
-  * `contrastive` (eq. 8): per pixel, -log softmax over its class's items of
-    q.m / tau at the nearest item (max q.m); mean over pixels, domains summed.
-  * `triplet` (the ablation): max(|q - m1|^2 - |q - m2|^2 + margin, 0) with m1,
-    m2 the nearest and second-nearest (Euclidean) items of the pixel's class;
-    0 for a class with a single item; mean over pixels, domains summed.
+  * `contrastive` (eq. 8): per pixel, -log softmax of q.m / tau at the nearest
+    item of its class (max q.m); mean over pixels, domains summed. The softmax
+    runs over the pixel's class's items (`config.loss_items="class"`) or over all
+    N items (`"all"`, eq. 8's sum over n = 1..N): then contents and styles are also
+    pushed away from the other classes' items, which the test-time read over all
+    items relies on.
+  * `triplet` (the ablation): max(|q - m1|^2 - |q - m2|^2 + margin, 0) with m1
+    the nearest (Euclidean) item of the pixel's class and m2 the nearest other
+    item of its class (`"class"`) or of all items (`"all"`); 0 where there is no
+    m2; mean over pixels, domains summed.
   * `official`: the released code's 0.1 * exp(-mean target weight) terms with
     pixel-wise softmaxes, plus its global key term (parity README §7.6).
+
+Random values for the multimodal path (`random_values`) follow the distribution
+the update rule stores: unit-norm rows for `paper` (eq. 6 normalises every value),
+N(0, 1) entries for `official` (its values are instance-normalised, and the
+released code draws N(0, 1)), N(0, 1) for the no-memory baseline (DRIT's prior).
 
 No memory (`config.enabled=False`, the DRIT-style baseline of the ablations):
 `train_forward` returns the same structure, but the style of a domain is the
@@ -68,10 +87,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mguit_jax.models.layers import l2_normalize
+
 UPDATES = ("paper", "official")
 LOSSES = ("contrastive", "triplet", "official")
+LOSS_ITEMS = ("class", "all")
 
-_NORMALIZE_EPS = 1e-12   # torch.nn.functional.normalize
 _INSTANCE_NORM_EPS = 1e-5  # torch.nn.InstanceNorm1d
 _OFFICIAL_SCALE = 0.1    # the weight the released code puts inside each memory-loss term
 
@@ -107,9 +128,17 @@ def init_memory(key, sizes, key_dim, value_dim) -> Memory:
   """Random memory as the official training script: unit keys, N(0, 1) values."""
   n = item_classes(sizes).size
   k_keys, k_a, k_b = jax.random.split(key, 3)
-  keys = _l2_normalize(jax.random.normal(k_keys, (n, key_dim)))
+  keys = l2_normalize(jax.random.normal(k_keys, (n, key_dim)))
   return Memory(keys, jax.random.normal(k_a, (n, value_dim)),
                 jax.random.normal(k_b, (n, value_dim)))
+
+
+def random_values(key, shape, config) -> jax.Array:
+  """Random memory values `[..., N, Cv]` distributed as `config` (config.memory) stores values."""
+  draw = jax.random.normal(key, shape, jnp.float32)
+  if config.enabled and config.update_rule == "paper":
+    return l2_normalize(draw)
+  return draw
 
 
 def class_labels(masks) -> jax.Array:
@@ -123,17 +152,18 @@ def class_labels(masks) -> jax.Array:
 # Public reads.
 
 
-def read_weights_all(keys, content) -> jax.Array:
+def read_weights_all(keys, content, temperature=1.0) -> jax.Array:
   """Class-agnostic attention `[B, h, w, N]` of each pixel over all items (inference)."""
-  return jax.nn.softmax(jnp.einsum("...c,nc->...n", content, keys), axis=-1)
+  return jax.nn.softmax(jnp.einsum("...c,nc->...n", content, keys) / temperature, axis=-1)
 
 
-def read_all(keys, values, content) -> jax.Array:
+def read_all(keys, values, content, temperature=1.0) -> jax.Array:
   """Class-agnostic read `[B, h, w, Cv]` over all N items (the paper's test-time read)."""
-  return jax.lax.stop_gradient(read_weights_all(keys, content) @ values)
+  return jax.lax.stop_gradient(read_weights_all(keys, content, temperature) @ values)
 
 
-def read_class_aware(keys, values, content, masks, sizes, class_aware=True) -> jax.Array:
+def read_class_aware(keys, values, content, masks, sizes, class_aware=True,
+                     temperature=1.0) -> jax.Array:
   """Read-only class-wise read `[B, h, w, Cv]` (the cycle read); detached, no update."""
   item_cls = _item_classes(sizes, class_aware)
   _check_maps("content", content, "masks", masks, len(tuple(sizes)), class_aware)
@@ -141,7 +171,7 @@ def read_class_aware(keys, values, content, masks, sizes, class_aware=True) -> j
   _check_rows("values", values, item_cls.size, None)
   cont = content.reshape(-1, content.shape[-1])
   _, label = _membership(masks, cont.shape[0], class_aware)
-  alpha = _masked_softmax(cont @ keys.T, _exclusive(label, item_cls), axis=-1)
+  alpha = _masked_softmax(cont @ keys.T / temperature, _exclusive(label, item_cls), axis=-1)
   return _apply(alpha, values, content.shape)
 
 
@@ -168,10 +198,11 @@ def train_forward(memory, cont_a, cont_b, sty_a, sty_b, masks_a, masks_b, rand_a
     cont_a, cont_b: content maps `[B, h, w, Ck]` (unit-norm per pixel).
     sty_a, sty_b: style maps `[B, h, w, Cv]`.
     masks_a, masks_b: multi-hot class masks `[B, h, w, K]`.
-    rand_a, rand_b: standard-normal `[N, Cv]` random values for domain-A and
+    rand_a, rand_b: `[N, Cv]` random values (`random_values`) for domain-A and
       domain-B queries (the multimodal path).
-    config: the `config.memory` ConfigDict (update_rule, loss, temperature,
-      triplet_margin, class_aware, enabled, style_momentum).
+    config: the `config.memory` ConfigDict (update_rule, update_nearest,
+      attention_temperature, loss, loss_items, temperature, triplet_margin,
+      class_aware, enabled, style_momentum).
     sizes: items per class, `tuple(config.memory.sizes)`.
 
   Returns:
@@ -198,24 +229,28 @@ def train_forward(memory, cont_a, cont_b, sty_a, sty_b, masks_a, masks_b, rand_a
   _check_rows("rand_a", rand_a, item_cls.size, memory.values_a.shape[-1])
   _check_rows("rand_b", rand_b, item_cls.size, memory.values_b.shape[-1])
 
+  all_items = _loss_items(config) == "all"
   if loss == "contrastive":
     losses = _query_losses(functools.partial(_contrastive, temperature=config.temperature),
-                           memory, pa, pb, item_cls)
+                           memory, pa, pb, item_cls, all_items)
   elif loss == "triplet":
     losses = _query_losses(functools.partial(_triplet, margin=config.triplet_margin),
-                           memory, pa, pb, item_cls)
+                           memory, pa, pb, item_cls, all_items)
   else:
     losses = _official_losses(memory, pa, pb, item_cls, num_classes)
 
+  temperature = config.attention_temperature
   if update == "paper":
-    new = _paper_update(memory, pa, pb, item_cls)
+    new = _paper_update(memory, pa, pb, item_cls, num_classes, temperature,
+                        config.update_nearest)
   else:
-    new = _official_update(memory, pa, pb, item_cls, num_classes)
+    new = _official_update(memory, pa, pb, item_cls, num_classes, temperature)
   new = jax.tree.map(jax.lax.stop_gradient, new)
 
   reads = {}
   for x, px, cont, rand in (("a", pa, cont_a, rand_a), ("b", pb, cont_b, rand_b)):
-    alpha = _masked_softmax(px.cont @ new.keys.T, _exclusive(px.label, item_cls), axis=-1)
+    alpha = _masked_softmax(px.cont @ new.keys.T / temperature,
+                            _exclusive(px.label, item_cls), axis=-1)
     reads[f"sty_{x}a"] = _apply(alpha, new.values_a, cont.shape)
     reads[f"sty_{x}b"] = _apply(alpha, new.values_b, cont.shape)
     reads[f"rand_{x}a"] = reads[f"rand_{x}b"] = _apply(alpha, rand, cont.shape)
@@ -246,42 +281,122 @@ def _global_style_forward(memory, cont_a, cont_b, sty_a, sty_b, rand_a, rand_b, 
 
 
 # ----------------------------------------------------------------------------
+# Health.
+
+
+def health(memory, cont_a, cont_b, sty_a, sty_b, masks_a, masks_b, *, config, sizes
+           ) -> dict[str, jax.Array]:
+  """Per-class measures of whether the memory addresses anything, `health/<measure>/c<k>`.
+
+  Pixels are grouped by their class k in the masks (both domains pooled); the
+  items they may read are their class's (or all, with `class_aware=False`):
+
+  * `read_entropy`: the training read's attention entropy over those items,
+    relative to uniform (1 = every item weighted alike, 0 = one item).
+  * `usage`: the share of those items that are the most similar item of at
+    least one of the class's pixels.
+  * `test_hit` (class-aware only): the share of the class's pixels whose most
+    similar item over all N, as the test-time read sees them, is one of the
+    class's own items.
+  * `key_cosine`: mean pairwise cosine of the keys of the class's items
+    (`memory.sizes` groups; 1 = all one vector; NaN for one item), and
+    `key_cosine/all` over all N.
+  * `value_norm_a`, `value_norm_b`: mean norm of the class's stored values.
+  * `style_norm`: mean norm of the style map over the class's pixels.
+
+  A class with no pixels in the batch gets NaN for the pixel-based measures.
+  """
+  memory = jax.tree.map(jax.lax.stop_gradient, Memory(*memory))
+  num_classes = len(tuple(sizes))
+  item_cls = item_classes(sizes)
+  read_cls = _item_classes(sizes, config.class_aware)
+  flat = lambda x: jax.lax.stop_gradient(x).reshape(-1, x.shape[-1])
+  cont = jnp.concatenate([flat(cont_a), flat(cont_b)])
+  sty = jnp.concatenate([flat(sty_a), flat(sty_b)])
+  label = class_labels(jnp.concatenate([flat(masks_a), flat(masks_b)]))
+  read_label = label if config.class_aware else jnp.zeros_like(label)
+  allowed = _exclusive(read_label, read_cls)
+  scores = cont @ memory.keys.T
+  alpha = _masked_softmax(scores / config.attention_temperature, allowed, axis=-1)
+  entropy = -jnp.sum(jnp.where(alpha > 0, alpha * jnp.log(alpha), 0.0), axis=-1)
+  count = jnp.sum(allowed, axis=-1)
+  rel_entropy = jnp.where(count > 1, entropy / jnp.log(jnp.maximum(count, 2)), 0.0)
+  best = jnp.argmax(jnp.where(allowed, scores, -jnp.inf), axis=-1)
+  in_class = jax.nn.one_hot(label, num_classes, dtype=jnp.float32)        # [P, K]
+  pixels = jnp.sum(in_class, axis=0)
+  per_class_mean = lambda x: (in_class.T @ x) / pixels                     # NaN if absent
+  addressed = (in_class.T @ jax.nn.one_hot(best, item_cls.size)) > 0      # [K, N]
+  may_read = jnp.asarray(read_cls)[None, :] == (
+      jnp.arange(num_classes)[:, None] if config.class_aware else 0)     # [K, N]
+  usage = jnp.sum(addressed & may_read, axis=-1) / jnp.sum(may_read, axis=-1)
+  out = {"read_entropy": per_class_mean(rel_entropy),
+         "usage": jnp.where(pixels > 0, usage, jnp.nan),
+         "style_norm": per_class_mean(jnp.linalg.norm(sty, axis=-1))}
+  if config.class_aware:
+    hit = jnp.asarray(item_cls)[jnp.argmax(scores, axis=-1)] == label
+    out["test_hit"] = per_class_mean(hit.astype(jnp.float32))
+  cosines = memory.keys @ memory.keys.T
+  off_diagonal = ~jnp.eye(item_cls.size, dtype=bool)
+  group = jnp.asarray(item_cls)[None, :] == jnp.arange(num_classes)[:, None]   # [K, N]
+  pairs = (group[:, :, None] & group[:, None, :] & off_diagonal).astype(jnp.float32)
+  num_pairs = jnp.sum(pairs, axis=(1, 2))
+  out["key_cosine"] = jnp.where(   # NaN for a class of one item
+      num_pairs > 0, jnp.einsum("knm,nm->k", pairs, cosines) / jnp.maximum(num_pairs, 1), jnp.nan)
+  group_mean = lambda x: (group.astype(jnp.float32) @ x) / jnp.sum(group, axis=-1)
+  out["value_norm_a"] = group_mean(jnp.linalg.norm(memory.values_a, axis=-1))
+  out["value_norm_b"] = group_mean(jnp.linalg.norm(memory.values_b, axis=-1))
+  metrics = {f"health/{name}/c{k}": v[k] for name, v in out.items() for k in range(num_classes)}
+  metrics["health/key_cosine/all"] = jnp.sum(jnp.where(off_diagonal, cosines, 0.0)) / max(
+      item_cls.size * (item_cls.size - 1), 1)
+  return metrics
+
+
+# ----------------------------------------------------------------------------
 # Update rules.
 
 
-def _paper_update(memory: Memory, pa: _Pixels, pb: _Pixels, item_cls) -> Memory:
-  """Eqs. 5-6: softmax over the class's pixels, sums added to the items, normalised."""
+def _paper_update(memory: Memory, pa: _Pixels, pb: _Pixels, item_cls, num_classes,
+                  temperature, nearest) -> Memory:
+  """Eqs. 5-6: softmax over the class's pixels, sums added to the items, normalised.
+
+  `nearest`: each pixel adds only to its most similar item of its class.
+  """
 
   def sums(px):
     allowed = _exclusive(px.label, item_cls)
-    beta = _masked_softmax(px.cont @ memory.keys.T, allowed, axis=0)
+    scores = px.cont @ memory.keys.T
+    beta = _masked_softmax(scores / temperature, allowed, axis=0)
+    if nearest:
+      best = jnp.take_along_axis(_class_argmax(scores, item_cls, num_classes),
+                                 px.label[:, None], axis=-1)[:, 0]
+      beta = beta * jax.nn.one_hot(best, item_cls.size, dtype=beta.dtype)
     return beta.T @ px.cont, beta.T @ px.sty, jnp.any(allowed, axis=0)[:, None]
 
   key_a, value_a, present_a = sums(pa)
   key_b, value_b, present_b = sums(pb)
   keys = jnp.where(present_a | present_b,
-                   _l2_normalize(memory.keys + key_a + key_b), memory.keys)
-  values_a = jnp.where(present_a, _l2_normalize(memory.values_a + value_a), memory.values_a)
-  values_b = jnp.where(present_b, _l2_normalize(memory.values_b + value_b), memory.values_b)
+                   l2_normalize(memory.keys + key_a + key_b), memory.keys)
+  values_a = jnp.where(present_a, l2_normalize(memory.values_a + value_a), memory.values_a)
+  values_b = jnp.where(present_b, l2_normalize(memory.values_b + value_b), memory.values_b)
   return Memory(keys, values_a, values_b)
 
 
 def _official_update(memory: Memory, pa: _Pixels, pb: _Pixels, item_cls,
-                     num_classes) -> Memory:
+                     num_classes, temperature) -> Memory:
   """The released rule: top-1 gathered sums mixed with the old items (README §7.3)."""
 
   def sums(px):
     allowed = px.member[:, item_cls]
     scores = px.cont @ memory.keys.T
-    beta = _masked_softmax(scores, allowed, axis=0)
+    beta = _masked_softmax(scores / temperature, allowed, axis=0)
     weight = beta * _top1_assignment(scores, px.member, item_cls, num_classes)
-    return (_l2_normalize(weight.T @ px.cont), _instance_norm(weight.T @ px.sty),
+    return (l2_normalize(weight.T @ px.cont), _instance_norm(weight.T @ px.sty),
             jnp.any(allowed, axis=0)[:, None])
 
   key_a, value_a, present_a = sums(pa)
   key_b, value_b, present_b = sums(pb)
   updated = present_a & present_b
-  keys = jnp.where(updated, _l2_normalize(0.25 * key_a + 0.25 * key_b + 0.5 * memory.keys),
+  keys = jnp.where(updated, l2_normalize(0.25 * key_a + 0.25 * key_b + 0.5 * memory.keys),
                    memory.keys)
   values_a = jnp.where(updated, 0.5 * value_a + 0.5 * memory.values_a, memory.values_a)
   values_b = jnp.where(updated, 0.5 * value_b + 0.5 * memory.values_b, memory.values_b)
@@ -299,31 +414,42 @@ def _top1_assignment(scores, member, item_cls, num_classes) -> jax.Array:
 # Losses.
 
 
-def _query_losses(term, memory: Memory, pa: _Pixels, pb: _Pixels, item_cls):
-  """`term(queries, items, allowed)` on keys (contents) and values (styles), domains summed."""
-  allowed_a, allowed_b = _exclusive(pa.label, item_cls), _exclusive(pb.label, item_cls)
-  key = term(pa.cont, memory.keys, allowed_a) + term(pb.cont, memory.keys, allowed_b)
-  value = term(pa.sty, memory.values_a, allowed_a) + term(pb.sty, memory.values_b, allowed_b)
+def _query_losses(term, memory: Memory, pa: _Pixels, pb: _Pixels, item_cls, all_items):
+  """`term(queries, items, positive, candidates)` on keys (contents) and values (styles),
+  domains summed. Positives are the pixel's class's items; candidates (the other side of
+  the comparison) the same, or every item with `all_items`."""
+
+  def masks(px):
+    positive = _exclusive(px.label, item_cls)
+    return positive, jnp.ones_like(positive) if all_items else positive
+
+  ma, mb = masks(pa), masks(pb)
+  key = term(pa.cont, memory.keys, *ma) + term(pb.cont, memory.keys, *mb)
+  value = term(pa.sty, memory.values_a, *ma) + term(pb.sty, memory.values_b, *mb)
   return {"key": key, "value": value}
 
 
-def _contrastive(queries, items, allowed, temperature) -> jax.Array:
-  """Mean over pixels of -log softmax_allowed(q.m / tau) at the nearest item."""
+def _contrastive(queries, items, positive, candidates, temperature) -> jax.Array:
+  """Mean over pixels of -log softmax over the candidates of q.m / tau, at the nearest positive."""
   logits = queries @ items.T / temperature
-  masked = jnp.where(allowed, logits, -jnp.inf)
-  positive = jnp.max(masked, axis=-1)
-  return jnp.mean(jax.nn.logsumexp(masked, axis=-1) - positive)
+  nearest = jnp.max(jnp.where(positive, logits, -jnp.inf), axis=-1)
+  return jnp.mean(jax.nn.logsumexp(jnp.where(candidates, logits, -jnp.inf), axis=-1) - nearest)
 
 
-def _triplet(queries, items, allowed, margin) -> jax.Array:
-  """Mean over pixels of relu(|q - m1|^2 - |q - m2|^2 + margin); 0 without an m2."""
+def _triplet(queries, items, positive, candidates, margin) -> jax.Array:
+  """Mean over pixels of relu(|q - m1|^2 - |q - m2|^2 + margin); 0 without an m2.
+
+  m1 is the nearest positive item, m2 the nearest other candidate.
+  """
   dist = (jnp.sum(queries**2, axis=-1, keepdims=True) - 2 * queries @ items.T
           + jnp.sum(items**2, axis=-1))
-  _, nearest = jax.lax.top_k(jnp.where(allowed, -dist, -jnp.inf), 2)
-  d1 = jnp.take_along_axis(dist, nearest[:, :1], axis=-1)[:, 0]
-  d2 = jnp.take_along_axis(dist, nearest[:, 1:], axis=-1)[:, 0]
-  has_second = jnp.take_along_axis(allowed, nearest[:, 1:], axis=-1)[:, 0]
-  return jnp.mean(jnp.where(has_second, jax.nn.relu(d1 - d2 + margin), 0.0))
+  nearest = jnp.argmin(jnp.where(positive, dist, jnp.inf), axis=-1)
+  d1 = jnp.take_along_axis(dist, nearest[:, None], axis=-1)[:, 0]
+  others = candidates & (jnp.arange(items.shape[0])[None, :] != nearest[:, None])
+  d2 = jnp.min(jnp.where(others, dist, jnp.inf), axis=-1)
+  has_second = jnp.any(others, axis=-1)
+  return jnp.mean(jnp.where(has_second, jax.nn.relu(d1 - jnp.where(has_second, d2, 0.0)
+                                                    + margin), 0.0))
 
 
 def _official_losses(memory: Memory, pa: _Pixels, pb: _Pixels, item_cls, num_classes):
@@ -368,6 +494,13 @@ def _official_terms(keys, values, px: _Pixels, item_cls, num_classes):
 # Helpers.
 
 
+def _loss_items(config) -> str:
+  items = config.loss_items
+  if items not in LOSS_ITEMS:
+    raise ValueError(f"config.memory.loss_items={items!r}: expected one of {LOSS_ITEMS}")
+  return items
+
+
 def _item_classes(sizes, class_aware) -> np.ndarray:
   """Item classes, or all zeros for the single-memory ablation."""
   item_cls = item_classes(sizes)
@@ -408,12 +541,6 @@ def _apply(alpha, values, map_shape) -> jax.Array:
   """Detached read `alpha @ values` of flat pixels, back in the map's `[B, h, w, Cv]` shape."""
   out = (alpha @ values).reshape(tuple(map_shape[:-1]) + (values.shape[-1],))
   return jax.lax.stop_gradient(out)
-
-
-def _l2_normalize(x) -> jax.Array:
-  """Rows divided by max(|row|, 1e-12), as torch's F.normalize (zero rows stay zero)."""
-  norm = jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True))
-  return x / jnp.maximum(norm, _NORMALIZE_EPS)
 
 
 def _instance_norm(x) -> jax.Array:

@@ -15,6 +15,7 @@ All randomness (generator noise, random memory values) comes from
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -24,6 +25,7 @@ import ml_collections
 from mguit_jax import losses
 from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
+from mguit_jax.models import layers
 
 Batch = dict[str, dict[str, jax.Array]]
 
@@ -42,19 +44,20 @@ def _unstack(x: jax.Array, k: int) -> list[jax.Array]:
 def draw_randoms(key: jax.Array, config: ml_collections.ConfigDict, batch: Batch) -> dict[str, jax.Array]:
   """Every random draw of one full iteration, from one key.
 
-  rand_a / rand_b: [N, Cv] random memory values for domain-a / domain-b queries.
+  rand_a / rand_b: [N, Cv] random memory values for domain-a / domain-b queries,
+  distributed as the memory stores values (`memory.random_values`).
   noise_a / noise_b: [B, 4, h, w, Ck] generator input noise for the first
   translation (4 generator inputs per example); noise_aba / noise_bab: [B, h, w, Ck]
   for the cycle translation.
   """
   b, hgt, wid, _ = batch["a"]["image"].shape
   content = (b, hgt // 4, wid // 4, config.model.content_dim)
-  n = sum(config.memory.sizes)
+  values = (sum(config.memory.sizes), config.model.style_dim)
   keys = jax.random.split(key, 6)
   normal = lambda k, shape: jax.random.normal(k, shape, jnp.float32)
   return {
-      "rand_a": normal(keys[0], (n, config.model.style_dim)),
-      "rand_b": normal(keys[1], (n, config.model.style_dim)),
+      "rand_a": memory_lib.random_values(keys[0], values, config.memory),
+      "rand_b": memory_lib.random_values(keys[1], values, config.memory),
       "noise_a": normal(keys[2], (b, 4) + content[1:]),
       "noise_b": normal(keys[3], (b, 4) + content[1:]),
       "noise_aba": normal(keys[4], content),
@@ -130,10 +133,10 @@ def _eg_objective(eg_params, fwd, dis_params, aux, batch, randoms, defs, config)
   c_ab, c_ba = enc_c(fwd["fake_ab"], "b"), enc_c(fwd["fake_ba"], "a")
   sizes, aware = tuple(config.memory.sizes), config.memory.class_aware
   if config.memory.enabled:
-    sty_aba = memory_lib.read_class_aware(memory.keys, memory.values_a, c_ab,
-                                          batch["a"]["masks"], sizes, aware)
-    sty_bab = memory_lib.read_class_aware(memory.keys, memory.values_b, c_ba,
-                                          batch["b"]["masks"], sizes, aware)
+    read = functools.partial(memory_lib.read_class_aware, sizes=sizes, class_aware=aware,
+                             temperature=config.memory.attention_temperature)
+    sty_aba = read(memory.keys, memory.values_a, c_ab, batch["a"]["masks"])
+    sty_bab = read(memory.keys, memory.values_b, c_ba, batch["b"]["masks"])
   else:  # no memory: the styles re-encoded from the translations, as DRIT's cycle
     sty_aba = memory_lib.global_style(nets["enc_s"](fwd["fake_ba"], "a"))
     sty_bab = memory_lib.global_style(nets["enc_s"](fwd["fake_ab"], "b"))
@@ -163,6 +166,9 @@ def _eg_objective(eg_params, fwd, dis_params, aux, batch, randoms, defs, config)
     enc_s = ts.merge(defs, {"enc_s": jax.lax.stop_gradient(eg_params["enc_s"])})["enc_s"]
     recover = (enc_s if config.memory.enabled else
                lambda x, d: memory_lib.global_style(enc_s(x, d)))
+    if config.loss.latent_regression_unit and config.memory.enabled:
+      as_read = recover
+      recover = lambda x, d: layers.l2_normalize(as_read(x, d))
     terms["latent_regression"] = (
         w.latent_regression,
         losses.l1(recover(fwd["rand_ba_img"], "a"), aux["rand_ba"]),
@@ -213,6 +219,10 @@ def full_step(state: ts.TrainState, batch: Batch, *, defs: dict[str, Any],
     params[name], opt_state[name] = ts.apply_gradients(
         config, name, params[name], opt_state[name], grads[name], step)
   metrics.update(eg_metrics)
+  if config.memory.enabled:
+    metrics.update(memory_lib.health(
+        aux["memory"], fwd["c_a"], fwd["c_b"], fwd["s_a"], fwd["s_b"], batch["a"]["masks"],
+        batch["b"]["masks"], config=config.memory, sizes=tuple(config.memory.sizes)))
   metrics["lr"] = ts.learning_rate(config, step, "gen")
   new_state = state.replace(step=step + 1, params=params, opt_state=opt_state,
                             memory=aux["memory"])
@@ -232,33 +242,34 @@ def content_d_step(state: ts.TrainState, batch: Batch, *, defs: dict[str, Any],
 
 
 def read_style(memory: memory_lib.Memory, content: jax.Array, target: str,
-               rand_values: jax.Array | None = None, *, use_memory: bool = True) -> jax.Array:
+               rand_values: jax.Array | None = None, *, memory_config) -> jax.Array:
   """Test-time style map `[B, h, w, Cv]` of domain `target` ("a" or "b") for `content`.
 
   With memory: the class-agnostic read of the stored values, or of `rand_values`
-  ([N, Cv], a random style) when given. Without (the no-memory baseline): the
-  first row broadcast, i.e. the running mean of the target domain's global
-  styles, or the random vector `rand_values[0]`.
+  ([N, Cv], a random style) when given. Without (the no-memory baseline,
+  `memory_config.enabled` False): the first row broadcast, i.e. the running mean
+  of the target domain's global styles, or the random vector `rand_values[0]`.
   """
   values = getattr(memory, f"values_{target}") if rand_values is None else rand_values
-  if use_memory:
-    return memory_lib.read_all(memory.keys, values, content)
+  if memory_config.get("enabled", True):
+    return memory_lib.read_all(memory.keys, values, content,
+                               memory_config.get("attention_temperature", 1.0))
   return memory_lib.broadcast_style(values[0], content)
 
 
 def translate(params: dict[str, Any], memory: memory_lib.Memory, images: jax.Array, *,
-              defs: dict[str, Any], direction: str,
-              rand_values: jax.Array | None = None, use_memory: bool = True) -> jax.Array:
+              defs: dict[str, Any], direction: str, memory_config,
+              rand_values: jax.Array | None = None) -> jax.Array:
   """Translates images (no boxes needed): class-agnostic memory read, no noise.
 
   direction: "a2b" or "b2a". With `rand_values` ([N, Cv]) the memory's attention
   is applied to those values instead of the stored ones (a random style).
-  `use_memory=False` for a run trained without memory (`config.memory.enabled`).
+  `memory_config` is the run's `config.memory` (no-memory baseline, temperature).
   """
   if direction not in ("a2b", "b2a"):
     raise ValueError(f"direction={direction!r}: expected 'a2b' or 'b2a'")
   src, tgt = direction[0], direction[2]
   nets = ts.merge(defs, {k: params[k] for k in ("enc_c", "gen")})
   content = nets["enc_c"](images, src)
-  style = read_style(memory, content, tgt, rand_values, use_memory=use_memory)
+  style = read_style(memory, content, tgt, rand_values, memory_config=memory_config)
   return nets["gen"](content, style, tgt, noise=None)

@@ -37,7 +37,7 @@ _STRIDE = 4
 # Smallest side: padded to 8, the 1/4-resolution maps have the 2 pixels their reflection
 # padding needs.
 MIN_SIZE = 5
-_INFERENCE_NETWORKS = ("enc_c", "gen")
+INFERENCE_NETWORKS = ("enc_c", "gen")
 
 
 def _restore_inference(step_dir: Path):
@@ -49,7 +49,7 @@ def _restore_inference(step_dir: Path):
   saved_config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(config_dir)
   handler = ocp.PyTreeCheckpointHandler()
   tree = handler.metadata(state_dir).tree
-  wanted = {"params": {k: tree["params"][k] for k in _INFERENCE_NETWORKS},
+  wanted = {"params": {k: tree["params"][k] for k in INFERENCE_NETWORKS},
             "memory": tree["memory"]}
   restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
   restored = ocp.Checkpointer(handler).restore(state_dir, args=ocp.args.PyTreeRestore(
@@ -58,7 +58,7 @@ def _restore_inference(step_dir: Path):
   return saved_config, restored["params"], memory
 
 
-def _translate_batch(params, memory, images, values, *, defs, direction, use_memory):
+def _translate_batch(params, memory, images, values, *, defs, direction, memory_config):
   """uint8 [B, H, W, 3] (H, W multiples of 4), values [S, N, Cv] -> [B, S, H, W, 3] in [-1, 1].
 
   Style s reads the memory's attention applied to `values[s]`; the content is
@@ -69,7 +69,7 @@ def _translate_batch(params, memory, images, values, *, defs, direction, use_mem
   content = nets["enc_c"](pipeline.normalize(images), src)
 
   def generate(vals):
-    style = steps.read_style(memory, content, tgt, vals, use_memory=use_memory)
+    style = steps.read_style(memory, content, tgt, vals, memory_config=memory_config)
     return nets["gen"](content, style, tgt, noise=None)
 
   return jnp.moveaxis(jax.lax.map(generate, values), 0, 1)
@@ -91,15 +91,23 @@ class Translator:
                step: int):
     self.config = config
     self.step = step
-    self.use_memory = bool(config.memory.get("enabled", True))
+    # Fields a checkpoint written before they existed lacks, at the behaviour it trained with.
+    self._memory_config = ml_collections.ConfigDict(
+        {"enabled": True, "attention_temperature": 1.0, **config.memory.to_dict()})
+    self.use_memory = bool(self._memory_config.enabled)
+    self.attention_temperature = float(self._memory_config.attention_temperature)
     self.domains = tuple(config.data.domains.split("_", 1))
     self.params = jax.device_put(params)
     self.memory = jax.device_put(memory)
     defs = ts.graphdefs(config)
     self._translate = jax.jit(
-        functools.partial(_translate_batch, defs=defs, use_memory=self.use_memory),
+        functools.partial(_translate_batch, defs=defs, memory_config=self._memory_config),
         static_argnames="direction")
     self._encode = jax.jit(functools.partial(_encode, defs=defs), static_argnames="domain")
+
+  def set_state(self, params, memory: memory_lib.Memory, step: int) -> None:
+    """Translates with other parameters and memory of the same shapes (no recompilation)."""
+    self.params, self.memory, self.step = jax.device_put(params), jax.device_put(memory), step
 
   @classmethod
   def from_checkpoint(cls, path: str | Path) -> Translator:
@@ -147,11 +155,15 @@ class Translator:
     return names[direction]
 
   def random_values(self, num_styles: int, seed: int = 0) -> np.ndarray:
-    """[num_styles, N, Cv] N(0, 1) memory values; style k (1-based) is fold_in(seed, k)."""
+    """[num_styles, N, Cv] random memory values; style k (1-based) is fold_in(seed, k).
+
+    Distributed as the run's memory stores values (`memory.random_values`).
+    """
     if num_styles < 0:
       raise ValueError(f"num_styles={num_styles}: expected >= 0")
     key, shape = jax.random.key(seed), self.memory.values_a.shape
-    draws = [np.asarray(jax.random.normal(jax.random.fold_in(key, k), shape))
+    draws = [np.asarray(memory_lib.random_values(jax.random.fold_in(key, k), shape,
+                                                 self._memory_config))
              for k in range(1, num_styles + 1)]
     return np.stack(draws) if draws else np.zeros((0,) + shape, np.float32)
 

@@ -57,7 +57,8 @@ def addressed_items(translator: translate.Translator, images: Sequence[np.ndarra
   _check_memory(translator)
   features = np.concatenate([translator.encode(image[None], domain).reshape(
       -1, translator.memory.keys.shape[-1]) for image in images])
-  weights = memory_lib.read_weights_all(translator.memory.keys, features)
+  weights = memory_lib.read_weights_all(translator.memory.keys, features,
+                                        translator.attention_temperature)
   return features, np.asarray(np.argmax(weights, axis=-1))
 
 

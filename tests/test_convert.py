@@ -184,7 +184,8 @@ def test_imported_checkpoint_restores_and_trains(imported, tmp_path):
   assert translator.step == 3 and out.shape == (1, 2, 37, 50, 3)
   padded = np.pad(images, ((0, 0), (0, 3), (0, 2), (0, 0)), mode="reflect")
   want = steps.translate(state.params, state.memory, pipeline.normalize(padded),
-                         defs=ts.graphdefs(config), direction="a2b")
+                         defs=ts.graphdefs(config), direction="a2b",
+                         memory_config=config.memory)
   # Up to uint8 rounding of float differences between the jitted and the eager call.
   np.testing.assert_allclose(out[:, 0].astype(int),
                              samples.to_uint8(want)[:, :37, :50].astype(int), atol=1)

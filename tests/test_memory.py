@@ -17,8 +17,14 @@ SIZES = (3, 2, 2)
 
 
 def _config(**overrides):
-  """The `config.memory` contract of configs/common.py with overrides."""
+  """The `config.memory` contract of configs/common.py with overrides.
+
+  The softmaxes default to the equations as printed (no temperature, every pixel
+  updates every item of its class), which the hand-computed cases below assume.
+  """
   config = common.base_config("paper").memory
+  config.attention_temperature = 1.0
+  config.update_nearest = False
   for name, value in overrides.items():
     config[name] = value
   return config
@@ -76,6 +82,37 @@ def test_init_memory_unit_keys_raw_values():
   # Values are N(0, 1), not normalised (as the official training script).
   assert np.abs(np.linalg.norm(m.values_a, axis=-1) - 1.0).max() > 0.1
   assert not np.allclose(m.values_a, m.values_b)
+
+
+@pytest.mark.parametrize("preset", ["paper", "official"])
+def test_random_values_follow_the_stored_values_of_each_preset(preset):
+  config = common.base_config(preset).memory
+  draws = np.asarray(mem.random_values(jax.random.key(0), (4, 20, 256), config))
+  assert draws.shape == (4, 20, 256) and draws.dtype == np.float32
+  norms = np.linalg.norm(draws, axis=-1)
+  if preset == "paper":   # eq. 6 stores unit-norm values: random values are unit-norm too
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+  else:                   # instance-normalised values; the released code draws N(0, 1)
+    assert abs(draws.mean()) < 0.02 and abs(draws.std() - 1.0) < 0.02
+    assert 14.0 < norms.mean() < 18.0
+  # Whatever the preset, the no-memory baseline draws DRIT's N(0, 1) prior.
+  config.enabled = False
+  baseline = np.asarray(mem.random_values(jax.random.key(0), (20, 256), config))
+  assert abs(baseline.std() - 1.0) < 0.05
+
+
+def test_paper_preset_random_read_has_the_scale_of_a_stored_read():
+  """The multimodal path reads random values with the same attention: same norm as stored."""
+  config = common.base_config("paper").memory
+  memory, maps = _random_batch(30, _labels(31), _labels(32), ck=6, cv=64)
+  stored = mem.Memory(memory.keys, *(mem.random_values(jax.random.key(k), (7, 64), config)
+                                     for k in (1, 2)))
+  maps["rand_a"] = np.asarray(mem.random_values(jax.random.key(3), (7, 64), config))
+  maps["rand_b"] = np.asarray(mem.random_values(jax.random.key(4), (7, 64), config))
+  _, reads, _ = _forward(stored, maps, config)
+  ratio = (np.linalg.norm(reads["rand_ab"], axis=-1).mean()
+           / np.linalg.norm(reads["sty_ab"], axis=-1).mean())
+  assert 0.5 < ratio < 2.0, ratio
 
 
 def test_class_labels_higher_class_wins_and_uncovered_is_background():
@@ -143,8 +180,128 @@ def test_single_memory_and_inference_reads_attend_over_all_items():
   np.testing.assert_allclose(reads["sty_ba"], expected, atol=1e-6)
 
 
+def test_attention_temperature_sharpens_every_read():
+  memory, maps = _random_batch(23, _labels(24), _labels(25))
+  eye = np.eye(sum(SIZES), dtype=np.float32)
+  scores = maps["cont_a"].reshape(-1, 6) @ memory.keys.T
+  allowed = _labels(24).reshape(-1)[:, None] == mem.item_classes(SIZES)[None, :]
+  expected = np.where(allowed, np.exp(scores / 0.1), 0.0)
+  expected /= expected.sum(-1, keepdims=True)
+  alpha = mem.read_class_aware(memory.keys, eye, maps["cont_a"], maps["masks_a"], SIZES,
+                               temperature=0.1)
+  np.testing.assert_allclose(np.asarray(alpha).reshape(-1, 7), expected, atol=1e-5)
+  everything = jax.nn.softmax(scores / 0.1, axis=-1)
+  np.testing.assert_allclose(np.asarray(mem.read_weights_all(memory.keys, maps["cont_a"], 0.1))
+                             .reshape(-1, 7), everything, atol=1e-5)
+  # The training forward reads with the same temperature (from the updated memory).
+  new, reads, _ = _forward(memory, maps, _config(attention_temperature=0.1))
+  want = mem.read_class_aware(new.keys, new.values_b, maps["cont_a"], maps["masks_a"], SIZES,
+                              temperature=0.1)
+  np.testing.assert_allclose(reads["sty_ab"], want, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------
 # Updates.
+
+
+def test_paper_update_nearest_each_pixel_writes_only_its_nearest_item():
+  k = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+  cont = np.array([[[[0.8, 0.6], [0.6, 0.8]]]], np.float32)   # nearest: item 0, item 1
+  sty = np.array([[[[2.0], [-3.0]]]], np.float32)
+  masks = np.ones((1, 1, 2, 1), np.float32)
+  zeros = np.zeros((2, 1), np.float32)
+  memory = mem.Memory(k, np.ones((2, 1), np.float32), np.ones((2, 1), np.float32))
+  args = (cont, cont, sty, sty, masks, masks, zeros, zeros)
+  for temperature in (1.0, 0.1):
+    new, _, _ = mem.train_forward(memory, *args, sizes=(2,), config=_config(
+        update_nearest=True, attention_temperature=temperature))
+    for n in (0, 1):
+      scores = cont.reshape(2, 2) @ k[n]
+      beta = np.exp(scores / temperature) / np.exp(scores / temperature).sum()
+      key = k[n] + 2 * beta[n] * cont.reshape(2, 2)[n]   # only pixel n, from both domains
+      np.testing.assert_allclose(new.keys[n], _unit(key), atol=1e-6)
+      np.testing.assert_allclose(new.values_a[n], np.sign(1 + beta[n] * sty.reshape(2)[n])
+                                 .reshape(1), atol=1e-6)
+    # Without the restriction both pixels write into both items.
+    mixed, _, _ = mem.train_forward(memory, *args, sizes=(2,), config=_config(
+        attention_temperature=temperature))
+    assert np.abs(np.asarray(mixed.keys) - np.asarray(new.keys)).max() > 1e-3
+
+
+def test_paper_rule_as_printed_collapses_and_the_fix_does_not():
+  """Eq. 5 without temperature sends a class's keys to one vector; the fixed rule keeps them
+  apart. Five clusters of unit contents, one class of ten items, 60 updates."""
+  rng = np.random.default_rng(0)
+  centres = _unit(rng.normal(size=(5, 16)))
+  keys = _unit(rng.normal(size=(10, 16))).astype(np.float32)
+
+  def batch():
+    cont = _unit(centres[rng.integers(0, 5, size=400)] + 0.1 * rng.normal(size=(400, 16)))
+    return cont.reshape(1, 20, 20, 16).astype(np.float32)
+
+  results = {}
+  for name, overrides in (("printed", {}),
+                          ("fixed", {"attention_temperature": 0.1, "update_nearest": True})):
+    memory = mem.Memory(keys, np.ones((10, 4), np.float32), np.ones((10, 4), np.float32))
+    config = _config(**overrides)
+    for _ in range(60):
+      cont = batch()
+      sty = np.ones((1, 20, 20, 4), np.float32)
+      masks = np.ones((1, 20, 20, 1), np.float32)
+      memory, _, _ = mem.train_forward(memory, cont, cont, sty, sty, masks, masks,
+                                       np.zeros((10, 4), np.float32),
+                                       np.zeros((10, 4), np.float32), config=config,
+                                       sizes=(10,))
+    results[name] = mem.health(memory, cont, cont, sty, sty, masks, masks, config=config,
+                               sizes=(10,))
+  assert float(results["printed"]["health/key_cosine/c0"]) > 0.99
+  assert float(results["printed"]["health/read_entropy/c0"]) > 0.99
+  assert float(results["fixed"]["health/key_cosine/c0"]) < 0.5
+  assert float(results["fixed"]["health/read_entropy/c0"]) < 0.6
+  assert float(results["fixed"]["health/usage/c0"]) >= 0.5
+
+
+# ----------------------------------------------------------------------------
+# Health.
+
+
+def test_health_hand_cases():
+  sizes = (2, 2)
+  keys = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], np.float32)  # class 1: one vector
+  values = np.array([[3, 4], [0, 1], [1, 0], [0, 2]], np.float32)
+  cont = np.array([[[[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 1]]]], np.float32)
+  sty = np.array([[[[3, 4], [0, 0], [0, 1], [0, 1]]]], np.float32)
+  masks = np.array([[[[1, 0], [1, 0], [0, 1], [0, 1]]]], np.float32)
+  memory = mem.Memory(keys, values, 2 * values)
+  got = {k: float(v) for k, v in mem.health(
+      memory, cont, cont, sty, sty, masks, masks, config=_config(), sizes=sizes).items()}
+  # Class 0: scores (1, 0) -> alpha (e, 1)/(e + 1); class 1: equal keys -> uniform.
+  p = math.e / (math.e + 1)
+  entropy0 = -(p * math.log(p) + (1 - p) * math.log(1 - p)) / math.log(2)
+  assert got["health/read_entropy/c0"] == pytest.approx(entropy0, rel=1e-5)
+  assert got["health/read_entropy/c1"] == pytest.approx(1.0, rel=1e-6)
+  assert got["health/usage/c0"] == 0.5        # both pixels pick item 0
+  assert got["health/key_cosine/c0"] == pytest.approx(0.0, abs=1e-6)
+  assert got["health/key_cosine/c1"] == pytest.approx(1.0, abs=1e-6)
+  assert got["health/key_cosine/all"] == pytest.approx(2 / 12, abs=1e-6)
+  assert got["health/test_hit/c0"] == 1.0 and got["health/test_hit/c1"] == 1.0
+  assert got["health/value_norm_a/c0"] == pytest.approx(3.0)     # (5 + 1) / 2
+  assert got["health/value_norm_b/c1"] == pytest.approx(3.0)     # 2 (1 + 2) / 2
+  assert got["health/style_norm/c0"] == pytest.approx(2.5)       # (5 + 0) / 2
+  assert got["health/style_norm/c1"] == pytest.approx(1.0)
+  # An absent class is NaN (the training loop averages over the steps that saw it);
+  # with a single memory every pixel may read all items, and test_hit is not defined.
+  only0 = np.broadcast_to(np.array([1, 0], np.float32), masks.shape)
+  absent = mem.health(memory, cont, cont, sty, sty, only0, only0, config=_config(), sizes=sizes)
+  assert np.isnan(absent["health/read_entropy/c1"]) and np.isnan(absent["health/usage/c1"])
+  single = mem.health(memory, cont, cont, sty, sty, masks, masks,
+                      config=_config(class_aware=False), sizes=sizes)
+  assert "health/test_hit/c0" not in single
+  assert float(single["health/usage/c0"]) == 0.25   # one of all four items
+
+
+# ----------------------------------------------------------------------------
+# Updates, as printed.
 
 
 @pytest.mark.parametrize("update", ["paper", "official"])
@@ -274,6 +431,22 @@ def test_triplet_loss_hand_value_and_single_item_class():
                                    sizes=(2, 1))
   np.testing.assert_allclose(losses["key"], 0.6, rtol=1e-5)
   np.testing.assert_allclose(losses["value"], 0.25, rtol=1e-5)
+
+
+def test_loss_items_all_compares_with_the_other_classes_items():
+  # Two classes of one item each; the pixel is of class 0 but nearer class 1's item.
+  memory, args = _two_item_case()
+  one_class = np.array([[[[1.0, 0.0]]]], np.float32)
+  args = args[:4] + (one_class, one_class) + args[6:]
+  for loss, own, everything in (("contrastive", 0.0, math.log1p(math.exp(2))),
+                                ("triplet", 0.0, 0.8 - 0.4 + 1.0)):
+    for items, want in (("class", own), ("all", everything)):
+      _, _, losses = mem.train_forward(memory, *args, sizes=(1, 1), config=_config(
+          loss=loss, loss_items=items, temperature=0.1, triplet_margin=1.0))
+      np.testing.assert_allclose(losses["key"], 2 * want, rtol=1e-5, atol=1e-6,
+                                 err_msg=f"{loss}/{items}")
+  with pytest.raises(ValueError, match="config.memory.loss_items"):
+    mem.train_forward(memory, *args, sizes=(1, 1), config=_config(loss_items="none"))
 
 
 def test_official_loss_one_item_hand_value():
