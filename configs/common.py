@@ -85,6 +85,7 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.model.dis_scales = 3
   c.model.dis_norm = "none"          # none (as the released code runs) | instance
   c.model.dis_c_width = 256          # content discriminator width
+  c.model.dis_c_depth = 3            # its 7x7 stride-2 convs: 3 needs crops >= 212 px, 2 >= 100
   c.model.noise_std = 0.1            # generator input noise (training only)
   c.model.init_std = 0.02 if official else 0.001
 
@@ -94,7 +95,17 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.memory.update_rule = "official" if official else "paper"   # paper | official
   c.memory.loss = "official" if official else "contrastive"    # contrastive | triplet | official
   c.memory.temperature = 0.1         # tau of the contrastive loss (eq. 8)
+  # Cosines are divided by this in the read (eq. 2) and update (eq. 5) softmaxes. 1 = as printed,
+  # which makes every read near-uniform and every class's keys one vector (README, "Training
+  # notes"); the paper preset uses the contrastive loss's tau.
+  c.memory.attention_temperature = 1.0 if official else 0.1
+  # paper rule: each pixel updates only its most similar item of its class (as the memory of
+  # Park et al. that eqs. 5-6 follow, and the released code); False = every item, as printed.
+  c.memory.update_nearest = not official
   c.memory.triplet_margin = 1.0
+  # Items the contrastive/triplet loss compares a pixel with: its class's ("class") or all N
+  # ("all", eq. 8's sum over n = 1..N); the positive is always the nearest item of its class.
+  c.memory.loss_items = "class"
   c.memory.class_aware = True        # False: one memory for all pixels (the ablation)
   # False: no memory, the DRIT-style baseline (global style vectors; see mguit_jax/memory.py).
   c.memory.enabled = True
@@ -110,6 +121,10 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.loss.content_l2 = 0.01
   c.loss.content_consistency = 1.0
   c.loss.latent_regression = 0.0 if official else 10.0
+  # Regress per-pixel directions: the re-encoded style is L2-normalised, as the paper rule's
+  # stored and random values are (eq. 6). False = raw style maps, as printed, whose norm the
+  # value loss drives far from the unit random reads. No effect without memory (DRIT's prior).
+  c.loss.latent_regression_unit = not official
   c.loss.memory_key = 1.0            # weights of the memory losses (official: 0.1 sits inside each term)
   c.loss.memory_value = 1.0 if official else 0.5
 
@@ -135,6 +150,10 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 5000
   c.train.max_to_keep = 3
   c.train.num_samples = 4            # images in each sample grid
+  # Metrics of mguit_jax.evaluate run on the live state (comma-separated, e.g. "paired,cycle";
+  # empty: none) every eval_every steps (0: only at the end).
+  c.train.eval_metrics = ""
+  c.train.eval_every = 0
 
   # Evaluation (mguit_jax/evaluate.py, protocol of the paper's section 4; MUNIT's counts).
   c.eval = ml_collections.ConfigDict()

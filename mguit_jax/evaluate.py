@@ -1,7 +1,8 @@
-r"""Evaluates a checkpoint: LPIPS diversity, FID, IS, CIS and paired error (library and CLI).
+r"""Evaluates a checkpoint: LPIPS diversity, FID, IS, CIS, paired and cycle error (library, CLI).
 
   python -m mguit_jax.evaluate --workdir runs/demo --config configs/demo.py \
-      --config.eval.classifier=runs/classifier/classifier.npz [--metrics lpips,fid,is,cis,paired]
+      --config.eval.classifier=runs/classifier/classifier.npz \
+      [--metrics lpips,fid,is,cis,paired,cycle]
 
 Without --config the checkpoint's own config is used.
 
@@ -41,7 +42,7 @@ from mguit_jax.metrics import inception, inception_weights, paired, scores, util
 from mguit_jax.metrics import lpips as lpips_lib
 from mguit_jax.translate import Translator
 
-METRICS = ("lpips", "fid", "is", "cis", "paired")
+METRICS = ("lpips", "fid", "is", "cis", "paired", "cycle")
 DIRECTIONS = ("a2b", "b2a")
 # Regions of the paired error: the whole image, then the boxes of each synthetic class.
 REGIONS = ("all",) + synthetic.CLASS_NAMES[1:]
@@ -190,13 +191,18 @@ def _paired_errors(pred: np.ndarray, truth: np.ndarray, masks: np.ndarray,
 
 
 def _score_batch(nets: _Networks, config, metrics: Sequence[str], inputs: np.ndarray,
-                 outputs: np.ndarray, truth: np.ndarray | None, masks: np.ndarray | None
-                 ) -> dict[str, np.ndarray]:
-  """Per-input arrays of one batch: outputs [b, 1 + S, H, W, 3] (memory style, S random)."""
+                 outputs: np.ndarray, truth: np.ndarray | None, masks: np.ndarray | None,
+                 cycled: np.ndarray | None) -> dict[str, np.ndarray]:
+  """Per-input arrays of one batch: outputs [b, 1 + S, H, W, 3] (memory style, S random);
+  `cycled` [b, H, W, 3]: the memory-style output translated back."""
   ev = config.eval
   styled, random = outputs[:, 0], outputs[:, 1:]
   flat_random = random.reshape(-1, *random.shape[2:])
   got = {}
+  if cycled is not None:
+    whole = np.ones((len(inputs), 1) + inputs.shape[1:3], bool)
+    l1, psnr = paired.l1_and_psnr(cycled, inputs, whole)
+    got["cycle/l1"], got["cycle/psnr"] = l1[:, 0], psnr[:, 0]
   if "fid" in metrics:
     got["fid_features"] = _features(nets, styled, config)
   if "lpips" in metrics:
@@ -243,6 +249,9 @@ def _summarise(got: dict[str, np.ndarray], nets: _Networks, config, metrics: Seq
       results["is_imagenet"] = scores.inception_score(got["imagenet_probs"])
   if "cis" in metrics:
     results["cis"] = scores.conditional_inception_score(got["class_probs"])
+  if "cycle" in metrics:
+    results["cycle/l1"] = float(got["cycle/l1"].mean())
+    results["cycle/psnr"] = float(got["cycle/psnr"].mean())
   if "paired" in metrics:
     for r, region in enumerate(REGIONS):
       present = ~np.isnan(got["paired/l1"][:, r])    # images with a box of this class
@@ -278,12 +287,17 @@ def _evaluate_direction(translator, config, nets: _Networks, metrics: Sequence[s
     outputs = utils.map_batches(   # a short last batch is padded: one compilation
         lambda b: translator.translate(b, direction, num_styles=num_styles, seed=ev.seed),
         x, batch_size=ev.batch_size)
-    gt = masks = None
+    gt = masks = cycled = None
+    if "cycle" in metrics:
+      back = f"{tgt}2{src}"
+      cycled = utils.map_batches(lambda b: translator.translate(b, back)[:, 0], outputs[:, 0],
+                                 batch_size=ev.batch_size)
     if truth is not None:
       gt = truth.images[start:stop]
       masks = np.stack([paired.region_masks(b, l, *x.shape[1:3], len(REGIONS))
                         for b, l in zip(inputs.boxes[start:stop], inputs.labels[start:stop])])
-    for key, value in _score_batch(nets, config, metrics, x, outputs, gt, masks).items():
+    for key, value in _score_batch(nets, config, metrics, x, outputs, gt, masks,
+                                   cycled).items():
       collected.setdefault(key, []).append(value)
     progress.update(stop)
   got = {key: np.concatenate(parts) for key, parts in collected.items()}
@@ -292,6 +306,20 @@ def _evaluate_direction(translator, config, nets: _Networks, metrics: Sequence[s
 
 
 # ---------------------------------------------------------------------------- public
+
+
+def headline(results: dict[str, float], step: int) -> str:
+  """The whole-image paired PSNR, its untranslated floor and the cycle PSNR per direction."""
+  columns = (("paired/all/psnr", "translation PSNR"), ("paired_input/all/psnr", "untranslated"),
+             ("cycle/psnr", "cycle PSNR"))
+  columns = [(k, name) for k, name in columns if f"a2b/{k}" in results]
+  if not columns:
+    return f"Evaluation of step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in results.items())
+  lines = [f"Held-out test scenes, step {step} (eval_{step}.md holds every number):",
+           "  direction  " + "".join(f"{name:>18}" for _, name in columns)]
+  for d in DIRECTIONS:
+    lines.append(f"  {d:<9}  " + "".join(f"{results[f'{d}/{k}']:>15.2f} dB" for k, _ in columns))
+  return "\n".join(lines)
 
 
 def _format(value: float) -> str:
@@ -379,15 +407,33 @@ def _protocol(config, nets: _Networks) -> dict[str, Any]:
   return protocol
 
 
+def _earlier_report(json_path: Path, md_path: Path, config, overwrite: bool,
+                    merge: bool) -> dict[str, Any] | None:
+  """The report of an earlier evaluation of this step to extend (`merge`), or None."""
+  if overwrite or not (json_path.exists() or md_path.exists()):
+    return None
+  if not merge or not json_path.exists():
+    raise FileExistsError(f"{json_path} exists: this step was evaluated already; pass "
+                          "--overwrite to replace it or --merge to add metrics to it")
+  report = json.loads(json_path.read_text())
+  if report.get("eval") != config.eval.to_dict():
+    raise FileExistsError(f"{json_path} was evaluated with other config.eval settings; pass "
+                          "--overwrite to replace it")
+  return report
+
+
 def evaluate(workdir: str | Path, *, config: ml_collections.ConfigDict | None = None,
              metrics: Sequence[str] = METRICS, step: int | None = None,
-             overwrite: bool = False, translator: Translator | None = None) -> dict[str, float]:
+             overwrite: bool = False, merge: bool = False,
+             translator: Translator | None = None) -> dict[str, float]:
   """Evaluates step `step` (default: the latest) of the run in `workdir`.
 
   `config` supplies the data and `eval` fields (default: the checkpoint's own config);
   `translator` replaces the checkpoint's model (anything with `translate`, `step`).
   Returns {"a2b/lpips": ..., "b2a/fid": ...}; writes eval_<step>.json/.md into `workdir`
-  (FileExistsError if they exist, unless `overwrite`) and TensorBoard scalars `eval/...`.
+  and TensorBoard scalars `eval/...`. Where eval_<step>.json exists: FileExistsError,
+  unless `overwrite` (replace it) or `merge` (compute only the metrics it lacks, under the
+  same eval settings, and add them to it).
   """
   workdir = Path(workdir).absolute()
   translator = translator or Translator.from_workdir(workdir, step)
@@ -396,11 +442,14 @@ def evaluate(workdir: str | Path, *, config: ml_collections.ConfigDict | None = 
   else:
     _check_same_data(config, translator.config)
   requested = sorted(metrics)
-  metrics, skipped = _check_request(config, metrics)
   json_path, md_path = result_paths(workdir, translator.step)
-  if not overwrite and (json_path.exists() or md_path.exists()):
-    raise FileExistsError(f"{json_path} exists: step {translator.step} was evaluated already; "
-                          "pass --overwrite to replace it")
+  earlier = _earlier_report(json_path, md_path, config, overwrite, merge)
+  if earlier is not None:
+    if set(requested) <= set(earlier["requested"]):
+      return earlier["metrics"]
+    metrics = [m for m in metrics if m not in earlier["requested"]]
+    requested = sorted(set(requested) | set(earlier["requested"]))
+  metrics, skipped = _check_request(config, metrics)
   started = time.monotonic()
   data.ensure_prepared(config)
   nets = _load_networks(config, metrics, skipped)
@@ -409,14 +458,18 @@ def evaluate(workdir: str | Path, *, config: ml_collections.ConfigDict | None = 
     values, facts = _evaluate_direction(translator, config, nets, metrics, direction, skipped)
     results.update({f"{direction}/{k}": v for k, v in values.items()})
     protocol.update({f"{direction}/{k}": v for k, v in facts.items()})
+  if earlier is not None:
+    results = {**earlier["metrics"], **results}
+    protocol = {**earlier["protocol"], **protocol}
+    skipped = {**earlier["skipped"], **skipped}
   report = {"step": translator.step, "workdir": str(workdir), "dataset": config.data.name,
             "domains": config.data.domains,
             "date": datetime.datetime.now().isoformat(" ", "seconds"),
             "requested": requested, "eval": config.eval.to_dict(),
             "metrics": results, "protocol": protocol, "skipped": skipped,
             "seconds": round(time.monotonic() - started, 1)}
-  _write_atomic(json_path, json.dumps(report, indent=2) + "\n", overwrite)
-  _write_atomic(md_path, markdown(report), overwrite)
+  _write_atomic(json_path, json.dumps(report, indent=2) + "\n", overwrite or merge)
+  _write_atomic(md_path, markdown(report), overwrite or merge)
   _write_scalars(workdir, translator.step, results)
   logging.info("Evaluation of step %d written to %s:\n%s", translator.step, json_path,
                markdown(report))
@@ -442,11 +495,14 @@ def _define_flags() -> None:
   flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
   flags.DEFINE_list("metrics", list(METRICS), f"Subset of {','.join(METRICS)}.")
   flags.DEFINE_bool("overwrite", False, "Replace an existing eval_<step>.json/.md.")
+  flags.DEFINE_bool("merge", False, "Add the metrics an existing eval_<step>.json lacks to it "
+                    "(same config.eval settings required).")
 
 
 def main():
   f = flags.FLAGS
-  evaluate(f.workdir, config=f.config, metrics=f.metrics, step=f.step, overwrite=f.overwrite)
+  evaluate(f.workdir, config=f.config, metrics=f.metrics, step=f.step, overwrite=f.overwrite,
+           merge=f.merge)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import math
 import signal
 from pathlib import Path
@@ -15,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from mguit_jax import checkpointing, data, samples, sharding, steps
+from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
 
 
@@ -47,15 +49,49 @@ class _StopOnSignal(contextlib.AbstractContextManager):
     return False
 
 
+# Memory-health measures (memory.health) are NaN for a class absent from a batch: they are
+# averaged over the steps that saw the class, and not checked for finiteness.
+_HEALTH = "health/"
+
+
 def _mean_metrics(pending: list[dict[str, jax.Array]]) -> dict[str, float]:
   """Averages each metric over the steps that produced it."""
   pending = jax.device_get(pending)
   keys = sorted({k for m in pending for k in m})
-  return {k: float(np.mean([m[k] for m in pending if k in m])) for k in keys}
+  means = {}
+  for k in keys:
+    values = np.asarray([m[k] for m in pending if k in m], np.float64)
+    if k.startswith(_HEALTH):
+      values = values[~np.isnan(values)]
+    means[k] = float(np.mean(values)) if values.size else float("nan")
+  return means
+
+
+class _CollapseWatch:
+  """Warns when the memory stops addressing anything (each measure and class once)."""
+
+  # (measure, test, what it means)
+  RULES = (("read_entropy", lambda v: v > 0.98, "reads weight all items alike"),
+           ("key_cosine", lambda v: v > 0.99, "the keys are one vector"),
+           ("style_norm", lambda v: v < 1e-3, "the style maps are near zero"))
+
+  def __init__(self):
+    self._warned: set[str] = set()
+
+  def __call__(self, metrics: dict[str, float], step: int) -> None:
+    for measure, test, meaning in self.RULES:
+      hits = {k: v for k, v in metrics.items()
+              if k.startswith(f"{_HEALTH}{measure}/") and math.isfinite(v) and test(v)
+              and k not in self._warned}
+      if hits:
+        self._warned.update(hits)
+        logging.warning("Memory collapse at step %d: %s (%s). See the README's training "
+                        "notes.", step, meaning,
+                        ", ".join(f"{k}={v:.4f}" for k, v in sorted(hits.items())))
 
 
 def _check_finite(metrics: dict[str, float], step: int, last_saved: int | None, ckpt_dir: Path):
-  bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+  bad = {k: v for k, v in metrics.items() if not math.isfinite(v) and not k.startswith(_HEALTH)}
   if bad:
     where = (f"the last good checkpoint is step {last_saved} in {ckpt_dir}"
              if last_saved is not None else "no checkpoint was written")
@@ -77,6 +113,39 @@ def _sample_grid(translate_fn, state, pairs, rand_values) -> np.ndarray:
     cols = [x, out, *rand, cyc, truth]
     rows += [[np.asarray(c[i]) for c in cols] for i in range(x.shape[0])]
   return samples.grid(rows)
+
+
+class _Evaluator:
+  """Runs `mguit_jax.evaluate` on the live state every `train.eval_every` steps and at the end.
+
+  The metrics are `train.eval_metrics` (comma-separated; empty: none). Results go to
+  `eval_<step>.json/.md` and TensorBoard, as from the evaluate command.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: Path):
+    self.config, self.workdir = config, workdir
+    self.metrics = [m for m in config.train.eval_metrics.split(",") if m]
+    self.every = config.train.eval_every
+    self._translator = None
+    if self.metrics:
+      self._evaluate = importlib.import_module("mguit_jax.evaluate")
+      self._evaluate.check_requirements(config, self.metrics)   # fail before training
+
+  def due(self, step: int, done: bool) -> bool:
+    return bool(self.metrics) and (done or (self.every > 0 and step % self.every == 0))
+
+  def __call__(self, state: ts.TrainState, step: int) -> dict[str, float]:
+    translate = importlib.import_module("mguit_jax.translate")
+    params = {k: state.params[k] for k in translate.INFERENCE_NETWORKS}
+    if self._translator is None:
+      self._translator = translate.Translator(self.config, params, state.memory, step)
+    else:
+      self._translator.set_state(params, state.memory, step)
+    return self._evaluate.evaluate(self.workdir, config=self.config, metrics=self.metrics,
+                                   translator=self._translator, overwrite=True)
+
+  def headline(self, results: dict[str, float], step: int) -> str:
+    return self._evaluate.headline(results, step)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> ts.TrainState:
@@ -114,11 +183,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                                 donate_argnums=0, out_shardings=(replicated, replicated))
   full_step, content_d_step = jit_step(steps.full_step), jit_step(steps.content_d_step)
   translate_fn = jax.jit(functools.partial(steps.translate, defs=defs,
-                                           use_memory=config.memory.enabled),
+                                           memory_config=config.memory),
                          static_argnames="direction")
   pairs = data.load_test_pairs(config, config.train.num_samples)
-  rand_values = jax.random.normal(jax.random.key(config.seed + 1),
-                                  (2, sum(config.memory.sizes), config.model.style_dim))
+  evaluator = _Evaluator(config, workdir)
+  rand_values = memory_lib.random_values(
+      jax.random.key(config.seed + 1), (2, sum(config.memory.sizes), config.model.style_dim),
+      config.memory)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   if last_saved is None:
@@ -128,6 +199,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                                              every_steps=config.train.log_every)
   step = int(state.step)
   pending: list[dict[str, jax.Array]] = []
+  watch = _CollapseWatch()
   try:
     with _StopOnSignal() as stop:
       while step < num_steps and stop.received is None:
@@ -143,6 +215,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
           means = _mean_metrics(pending)
           pending = []
           _check_finite(means, step, last_saved, ckpt.directory)
+          watch(means, step)
           writer.write_scalars(step, means)
         if done or step % config.train.sample_every == 0:
           with progress.timed("samples"):
@@ -153,6 +226,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
           with progress.timed("checkpoint"):
             ckpt.save(step, state, train_iter, config)
             last_saved = step
+        if evaluator.due(step, step == num_steps):
+          with progress.timed("evaluation"):
+            results = evaluator(state, step)
+          if step == num_steps:
+            print(evaluator.headline(results, step), flush=True)
   finally:
     writer.flush()
     ckpt.wait()

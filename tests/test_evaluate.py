@@ -68,6 +68,7 @@ def test_evaluate_writes_every_metric_and_refuses_to_overwrite(run):
     assert np.isfinite(results[f"{d}/fid"])
     assert 1.0 <= results[f"{d}/is"] <= 2.0 + 1e-6 and 1.0 <= results[f"{d}/cis"] <= 2.0 + 1e-6
     assert 1.0 <= results[f"{d}/is_imagenet"] <= 1008
+    assert 0.0 <= results[f"{d}/cycle/l1"] <= 1.0 and results[f"{d}/cycle/psnr"] > 0.0
     for kind in ("paired", "paired_input"):
       assert 0.0 <= results[f"{d}/{kind}/all/l1"] <= 1.0
       assert results[f"{d}/{kind}/all/psnr"] > 0.0
@@ -118,3 +119,25 @@ def test_a_deterministic_translator_has_no_diversity(run, tmp_path):
     for key in [k for k in results if k.startswith(f"{d}/paired/")]:
       assert results[key] == pytest.approx(results[key.replace("/paired/", "/paired_input/")])
   assert (tmp_path / "eval_7.json").is_file()
+
+  # --merge adds a metric to the same step's report: the cycle of an identity is exact
+  # (PSNR capped at 100 dB); what was there stays.
+  merged = evaluate.evaluate(tmp_path, config=config, metrics=["cycle"], merge=True,
+                             translator=_Identity(config))
+  for d in evaluate.DIRECTIONS:
+    assert merged[f"{d}/cycle/l1"] == 0.0 and merged[f"{d}/cycle/psnr"] == pytest.approx(100.0)
+  assert {k: merged[k] for k in results} == results
+  report = json.loads((tmp_path / "eval_7.json").read_text())
+  assert report["requested"] == ["cis", "cycle", "lpips", "paired"]
+  assert "| cycle/psnr |" in (tmp_path / "eval_7.md").read_text()
+  # Nothing left to compute: the report's numbers come back without a translation.
+  refuses = _Identity(config)
+  refuses.translate = lambda *a, **k: pytest.fail("translated again")
+  assert evaluate.evaluate(tmp_path, config=config, metrics=["cycle", "lpips"], merge=True,
+                           translator=refuses) == report["metrics"]
+  other = ml_collections.ConfigDict(config.to_dict())
+  other.eval.num_pairs = 3
+  with pytest.raises(FileExistsError, match="other config.eval settings"):
+    evaluate.evaluate(tmp_path, config=other, metrics=["fid"], merge=True,
+                      translator=_Identity(other))
+  assert json.loads((tmp_path / "eval_7.json").read_text()) == report
