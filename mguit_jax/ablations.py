@@ -1,14 +1,18 @@
-r"""The memory ablations of the paper (Table 4): train every variant, evaluate, compare.
+r"""The memory ablations of the paper (Table 4): train every variant and seed, evaluate, compare.
 
-  python -m mguit_jax.ablations --config configs/demo.py --workdir runs/ablations \
-      --steps 1000 [--variants no_memory,single_triplet,...] [--metrics lpips,cis,is]
+  python -m mguit_jax.ablations --config configs/ablation.py --workdir runs/ablations \
+      --seeds 0,1,2 [--variants no_memory,single_triplet,...] [--metrics paired,cycle,lpips]
 
-Each variant is the `--config` with a few `config.memory` fields changed; it trains in
-`WORKDIR/<variant>` (resuming there if interrupted, skipped when already at `--steps`),
-is evaluated with `mguit_jax.evaluate.evaluate` (its eval_<step>.json is reused when it
-holds the same metrics under the same eval settings), and the comparison is written to
-`WORKDIR/ablations.md` and `WORKDIR/ablations.json` after every variant. Re-running the
-command only does what is missing.
+Each variant is the `--config` with a few `config.memory` fields changed; seed k sets
+`config.seed = k`. Every (variant, seed) trains in `WORKDIR/<variant>/seed<k>` (resuming
+there if interrupted, skipped when already at the config's `train.num_steps`); the
+config's in-training evaluation (`train.eval_metrics` every `train.eval_every` steps)
+gives the curves. The last checkpoint is then evaluated with `--metrics` (added to its
+eval_<step>.json by `mguit_jax.evaluate`). After every run the comparison is written:
+`ablations.json` (every number of every run), `ablations.md` (mean ± standard deviation
+over seeds) and, where the runs have paired curves, `ablations.png` (paired PSNR of the
+whole image and inside each class's boxes against the step, mean over seeds with their
+range shaded). Re-running the command only does what is missing.
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ import importlib
 import json
 import math
 from pathlib import Path
+import re
 from typing import Any
 
 from absl import flags, logging
 import ml_collections
 from ml_collections import config_flags
+import numpy as np
 
 from mguit_jax import checkpointing, cli, train
+from mguit_jax.data import synthetic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,37 +51,30 @@ VARIANTS = {
 # Table 4: single (sm) or class-aware (cm) memory, triplet (tl) or contrastive (cl) loss.
 TABLE4 = ("single_triplet", "single_contrastive", "class_aware_triplet",
           "class_aware_contrastive")
-# The paper's Table 4 columns: LPIPS diversity, CIS and IS, both directions.
-DEFAULT_METRICS = ("lpips", "cis", "is")
+DEFAULT_METRICS = ("paired", "cycle", "lpips")
 # Table 4's rows after the no-memory baseline.
 DEFAULT_VARIANTS = ("no_memory",) + TABLE4
-RESULTS_JSON, RESULTS_MD = "ablations.json", "ablations.md"
+RESULTS_JSON, RESULTS_MD, RESULTS_PNG = "ablations.json", "ablations.md", "ablations.png"
+DIRECTIONS = ("a2b", "b2a")
+# The paired-error regions: the whole image, then each object class's boxes.
+REGIONS = ("all",) + synthetic.CLASS_NAMES[1:]
+# Table columns (per direction), where the runs have them: (metric key, heading).
+COLUMNS = (*((f"paired/{r}/psnr", f"{r} PSNR") for r in REGIONS),
+           ("paired/all/lpips", "LPIPS ↓"), ("cycle/psnr", "cycle PSNR"),
+           ("lpips", "diversity LPIPS"), ("cis", "CIS"), ("is", "IS"))
 
 
-def variant_config(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
-  """`config` with variant `name`'s memory fields set (a copy)."""
+def variant_config(config: ml_collections.ConfigDict, name: str,
+                   seed: int | None = None) -> ml_collections.ConfigDict:
+  """`config` with variant `name`'s memory fields (and `seed`, when given) set (a copy)."""
   if name not in VARIANTS:
     raise ValueError(f"unknown ablation variant {name!r}; expected one of {list(VARIANTS)}")
   config = ml_collections.ConfigDict(config.to_dict())
   for field, value in VARIANTS[name].memory.items():
     config.memory[field] = value
+  if seed is not None:
+    config.seed = seed
   return config
-
-
-def _evaluate(workdir: Path, step: int, config: ml_collections.ConfigDict,
-              metrics: Sequence[str], overwrite: bool) -> dict[str, float]:
-  """The metrics of checkpoint `step` of `workdir`: its eval_<step>.json when that holds
-  them under the same eval settings, else evaluated now (mguit_jax.evaluate)."""
-  evaluate = importlib.import_module("mguit_jax.evaluate")
-  json_path, _ = evaluate.result_paths(workdir, step)
-  if json_path.exists() and not overwrite:
-    report = json.loads(json_path.read_text())
-    if (report.get("requested") == sorted(metrics)
-        and report.get("eval") == config.eval.to_dict()):
-      logging.info("Ablation: reusing %s.", json_path)
-      return report["metrics"]
-  return evaluate.evaluate(workdir, config=config, metrics=list(metrics), step=step,
-                           overwrite=overwrite)
 
 
 def _latest_step(workdir: Path) -> int | None:
@@ -87,72 +87,172 @@ def _latest_step(workdir: Path) -> int | None:
     ckpt.close()
 
 
+def read_curve(workdir: Path) -> dict[int, dict[str, float]]:
+  """{step: metrics} of every eval_<step>.json in a run's workdir."""
+  curve = {}
+  for path in workdir.glob("eval_*.json"):
+    match = re.fullmatch(r"eval_(\d+)\.json", path.name)
+    if match:
+      curve[int(match.group(1))] = json.loads(path.read_text())["metrics"]
+  return dict(sorted(curve.items()))
+
+
 def _write_atomic(path: Path, text: str) -> None:
   tmp = path.with_name(path.name + ".tmp")
   tmp.write_text(text)
   tmp.replace(path)
 
 
+def summarise(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[float, float, int]]]:
+  """{variant: {metric: (mean, standard deviation, seeds)}} over each variant's seeds."""
+  out = {}
+  for name, seeds in runs.items():
+    keys = sorted({k for r in seeds.values() for k in r["metrics"]})
+    out[name] = {}
+    for k in keys:
+      values = np.asarray([r["metrics"][k] for r in seeds.values() if k in r["metrics"]])
+      out[name][k] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1
+                      else 0.0, int(len(values)))
+  return out
+
+
+def _cell(stats: tuple[float, float, int] | None) -> str:
+  if stats is None or not math.isfinite(stats[0]):
+    return ""
+  mean, std, n = stats
+  return f"{mean:.2f} ± {std:.2f}" if n > 1 else f"{mean:.2f}"
+
+
 def markdown_table(results: dict[str, Any]) -> str:
-  """One row per variant (in run order), one column per metric."""
-  rows = results["variants"]
-  columns = sorted({k for r in rows.values() for k in r["metrics"]})
-  fmt = lambda v: f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else str(v)
-  lines = ["| variant | paper | step | " + " | ".join(columns) + " |",
-           "|---|---|---:|" + "---:|" * len(columns)]
-  for name, r in rows.items():
-    cells = [fmt(r["metrics"].get(c, "")) for c in columns]
-    lines.append(f"| {name} | {r['label']} | {r['step']} | " + " | ".join(cells) + " |")
-  return "\n".join(lines) + "\n"
+  """Per direction, one row per variant: mean ± standard deviation over the seeds."""
+  summary = summarise(results["runs"])
+  lines = []
+  for d in DIRECTIONS:
+    columns = [(k, name) for k, name in COLUMNS
+               if any(f"{d}/{k}" in s for s in summary.values())]
+    if not columns:
+      continue
+    lines += [f"**{d}** (mean ± std over seeds; step {results['num_steps']})", "",
+              "| variant | paper | seeds | " + " | ".join(n for _, n in columns) + " |",
+              "|---|---|---:|" + "---:|" * len(columns)]
+    for name, stats in summary.items():
+      seeds = max((s[2] for s in stats.values()), default=0)
+      cells = [_cell(stats.get(f"{d}/{k}")) for k, _ in columns]
+      lines.append(f"| {name} | {VARIANTS[name].label} | {seeds} | " + " | ".join(cells) + " |")
+    # The untranslated input against the truth: the floor of the paired columns.
+    first = next(iter(summary.values()))
+    floors = [first.get(f"{d}/{k.replace('paired/', 'paired_input/', 1)}")
+              if k.startswith("paired/") else None for k, _ in columns]
+    if any(f is not None for f in floors):
+      lines.append("| input, untranslated | floor | | " + " | ".join(
+          "" if f is None else f"{f[0]:.2f}" for f in floors) + " |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def plot_curves(results: dict[str, Any], path: Path) -> Path | None:
+  """Paired PSNR against the step, one panel per direction and region; None without curves."""
+  curves = {name: {seed: {int(s): m for s, m in r["curve"].items()}
+                   for seed, r in seeds.items() if r.get("curve")}
+            for name, seeds in results["runs"].items()}
+  curves = {name: c for name, c in curves.items() if c}
+  if not curves:
+    return None
+  matplotlib = importlib.import_module("matplotlib")
+  matplotlib.use("Agg")
+  plt = importlib.import_module("matplotlib.pyplot")
+  fig, axes = plt.subplots(len(DIRECTIONS), len(REGIONS), figsize=(4 * len(REGIONS), 3.2 * 2),
+                           squeeze=False, sharex=True)
+  for row, d in enumerate(DIRECTIONS):
+    for col, region in enumerate(REGIONS):
+      ax, key = axes[row][col], f"{d}/paired/{region}/psnr"
+      for name, seeds in curves.items():
+        steps = sorted(set.intersection(*(set(c) for c in seeds.values())))
+        values = np.asarray([[seeds[s][t].get(key, np.nan) for t in steps] for s in seeds])
+        if not steps or np.isnan(values).all():
+          continue
+        line, = ax.plot(steps, np.nanmean(values, axis=0), label=name)
+        if len(seeds) > 1:
+          ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
+                          color=line.get_color(), alpha=0.2)
+      floor = [c[t].get(f"{d}/paired_input/{region}/psnr") for seeds in curves.values()
+               for c in seeds.values() for t in c][:1]
+      if floor and floor[0] is not None:
+        ax.axhline(floor[0], color="grey", linestyle="--", label="untranslated")
+      ax.set_title(f"{d}: {region}")
+      ax.grid(alpha=0.3)
+      if row == len(DIRECTIONS) - 1:
+        ax.set_xlabel("step")
+      if col == 0:
+        ax.set_ylabel("paired PSNR (dB)")
+  axes[0][0].legend(fontsize=7)
+  fig.tight_layout()
+  tmp = path.with_name(path.stem + ".tmp.png")
+  fig.savefig(tmp, dpi=110)
+  plt.close(fig)
+  tmp.replace(path)
+  return path
+
+
+def _write_results(workdir: Path, results: dict[str, Any]) -> None:
+  _write_atomic(workdir / RESULTS_JSON, json.dumps(results, indent=2) + "\n")
+  _write_atomic(workdir / RESULTS_MD, markdown_table(results))
+  plot_curves(results, workdir / RESULTS_PNG)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | Path,
         variants: Sequence[str] = DEFAULT_VARIANTS, metrics: Sequence[str] = DEFAULT_METRICS,
-        overwrite: bool = False) -> dict[str, Any]:
-  """Trains (or resumes) and evaluates each variant; returns and writes the comparison.
+        seeds: Sequence[int] = (0,), overwrite: bool = False) -> dict[str, Any]:
+  """Trains (or resumes) and evaluates each variant and seed; returns and writes the comparison.
 
-  Rows of variants run earlier in `workdir` and not named now are kept. Missing metric
-  weights or classifier fail before any training. `overwrite` re-evaluates checkpoints
-  that already have an evaluation.
+  Runs in `workdir` of variants or seeds not named now are kept in the results. Missing
+  metric weights or classifier fail before any training. `overwrite` re-evaluates final
+  checkpoints that already have an evaluation.
   """
   workdir = Path(workdir).absolute()
-  configs = {name: variant_config(config, name) for name in variants}  # fail before training
-  importlib.import_module("mguit_jax.evaluate").check_requirements(config, metrics)
+  configs = {(name, seed): variant_config(config, name, seed)
+             for name in variants for seed in seeds}   # bad names fail before training
+  evaluate = importlib.import_module("mguit_jax.evaluate")
+  evaluate.check_requirements(config, metrics)
   workdir.mkdir(parents=True, exist_ok=True)
   path = workdir / RESULTS_JSON
-  previous = json.loads(path.read_text())["variants"] if path.exists() else {}
+  previous = json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
   results = {"num_steps": config.train.num_steps, "metrics": list(metrics),
-             "variants": dict(previous)}
-  for name, cfg in configs.items():
-    sub = workdir / name
+             "runs": {name: dict(runs) for name, runs in previous.items()}}
+  for (name, seed), cfg in configs.items():
+    sub = workdir / name / f"seed{seed}"
     step = _latest_step(sub)
     if step is None or step < cfg.train.num_steps:
-      logging.info("Ablation %s (%s): training in %s.", name, VARIANTS[name].label, sub)
+      logging.info("Ablation %s (%s), seed %d: training in %s.", name, VARIANTS[name].label,
+                   seed, sub)
       train.train_and_evaluate(cfg, sub)
       step = _latest_step(sub)
-    logging.info("Ablation %s: evaluating step %d.", name, step)
-    values = {k: float(v) for k, v in _evaluate(sub, step, cfg, metrics, overwrite).items()}
-    results["variants"][name] = {"label": VARIANTS[name].label, "step": step,
-                                 "memory": VARIANTS[name].memory,
-                                 "requested": list(metrics), "metrics": values}
-    _write_atomic(path, json.dumps(results, indent=2) + "\n")
-    _write_atomic(workdir / RESULTS_MD, markdown_table(results))
+    logging.info("Ablation %s, seed %d: evaluating step %d.", name, seed, step)
+    values = evaluate.evaluate(sub, config=cfg, metrics=list(metrics), step=step,
+                               overwrite=overwrite, merge=not overwrite)
+    results["runs"].setdefault(name, {})[str(seed)] = {
+        "step": step, "memory": VARIANTS[name].memory,
+        "metrics": {k: float(v) for k, v in values.items()},
+        "curve": {str(s): m for s, m in read_curve(sub).items()}}
+    _write_results(workdir, results)
   return results
 
 
 def _define_flags() -> None:
   config_flags.DEFINE_config_file(
-      "config", None, "Base config, e.g. configs/demo.py; fields can be overridden with "
+      "config", None, "Base config, e.g. configs/ablation.py; fields can be overridden with "
       "--config.<field>=<value>.", lock_config=True)
-  flags.DEFINE_string("workdir", None, "Root directory: one sub-workdir per variant.",
+  flags.DEFINE_string("workdir", None, "Root directory: one sub-workdir per variant and seed.",
                       required=True)
-  flags.DEFINE_integer("steps", None, "Training iterations per variant (default: the "
-                       "config's train.num_steps).")
+  flags.DEFINE_integer("steps", None, "Training iterations per run (default: the config's "
+                       "train.num_steps).")
   flags.DEFINE_list("variants", list(DEFAULT_VARIANTS), f"Variants to run, of "
                     f"{list(VARIANTS)} (default: no memory, then the four of the paper's "
                     "Table 4).")
-  flags.DEFINE_list("metrics", list(DEFAULT_METRICS), "Metrics passed to mguit_jax.evaluate.")
-  flags.DEFINE_bool("overwrite", False, "Re-evaluate checkpoints already evaluated (their "
+  flags.DEFINE_list("seeds", ["0"], "Seeds (config.seed) to train each variant with.")
+  flags.DEFINE_list("metrics", list(DEFAULT_METRICS), "Metrics of mguit_jax.evaluate for the "
+                    "final checkpoint of each run.")
+  flags.DEFINE_bool("overwrite", False, "Re-evaluate final checkpoints already evaluated (their "
                     "eval_<step>.json is replaced).")
   flags.mark_flag_as_required("config")
 
@@ -162,7 +262,11 @@ def main():
   config = f.config
   if f.steps is not None:
     config.train.num_steps = f.steps
-  results = run(config, f.workdir, f.variants, f.metrics, f.overwrite)
+  try:
+    seeds = [int(s) for s in f.seeds]
+  except ValueError as e:
+    raise ValueError(f"--seeds={','.join(f.seeds)}: expected integers") from e
+  results = run(config, f.workdir, f.variants, f.metrics, seeds, f.overwrite)
   print(markdown_table(results), end="")
 
 

@@ -88,37 +88,60 @@ def test_variant_configs():
   assert ablations.TABLE4 == ("single_triplet", "single_contrastive", "class_aware_triplet",
                               "class_aware_contrastive")
   for name, variant in ablations.VARIANTS.items():
-    config = ablations.variant_config(base, name)
+    config = ablations.variant_config(base, name, seed=5)
     assert {k: config.memory[k] for k in variant.memory} == variant.memory
-  assert base.memory.enabled and base.memory.loss == "official"   # the base is untouched
+    assert config.seed == 5
+  assert base.memory.enabled and base.memory.loss == "official" and base.seed == 0  # untouched
   with pytest.raises(ValueError, match="unknown ablation variant 'sm_tl'"):
     ablations.variant_config(base, "sm_tl")
+
+
+def _fake_values(workdir, metrics, step):
+  """Numbers that identify the run (variant name length, seed) and the step."""
+  seed = int(workdir.name.removeprefix("seed"))
+  score = len(workdir.parent.name) + seed + step / 10
+  values = {}
+  for d in ("a2b", "b2a"):
+    for m in metrics:
+      if m == "paired":
+        for r in ablations.REGIONS:
+          values[f"{d}/paired/{r}/psnr"] = score
+          values[f"{d}/paired_input/{r}/psnr"] = 8.0
+      else:
+        values[f"{d}/{m}"] = score
+  return values
 
 
 @pytest.fixture
 def fake_evaluate(monkeypatch):
   """mguit_jax.evaluate replaced by a recorder that writes eval_<step>.json as the real one
-  does (refusing to replace it without `overwrite`), with numbers that identify the variant."""
+  does (refusing to replace it unless `overwrite`, extending it with `merge`)."""
   calls = []
   result_paths = lambda workdir, step: (workdir / f"eval_{step}.json", workdir / f"eval_{step}.md")
 
-  def evaluate(workdir, *, config, metrics, step, overwrite):
+  def evaluate(workdir, *, config, metrics, step=None, overwrite=False, merge=False,
+               translator=None):
+    step = translator.step if translator is not None else step
     path = result_paths(workdir, step)[0]
+    report = {"requested": [], "metrics": {}}
     if path.exists() and not overwrite:
-      raise FileExistsError(path)
-    calls.append((workdir.name, config.memory.to_dict(), list(metrics), overwrite))
-    score = float(len(workdir.name))
-    values = {f"{d}/{m}": score + i for i, m in enumerate(metrics) for d in ("a2b", "b2a")}
-    path.write_text(json.dumps({"requested": sorted(metrics), "eval": config.eval.to_dict(),
-                                "metrics": values}))
-    return values
+      if not merge:
+        raise FileExistsError(path)
+      report = json.loads(path.read_text())
+    todo = [m for m in metrics if m not in report["requested"]]
+    calls.append((workdir.parent.name, workdir.name, step, todo, translator is not None))
+    report["metrics"].update(_fake_values(workdir, todo, step))
+    report["requested"] = sorted(set(report["requested"]) | set(todo))
+    path.write_text(json.dumps(report))
+    return report["metrics"]
 
   def check_requirements(config, metrics):
     if "fid" in metrics:
       raise FileNotFoundError("no FID weights")
 
   monkeypatch.setitem(sys.modules, "mguit_jax.evaluate", types.SimpleNamespace(
-      evaluate=evaluate, check_requirements=check_requirements, result_paths=result_paths))
+      evaluate=evaluate, check_requirements=check_requirements, result_paths=result_paths,
+      headline=lambda results, step: f"step {step}: {len(results)} numbers"))
   return calls
 
 
@@ -128,42 +151,52 @@ def test_launcher_trains_evaluates_and_resumes(tmp_path, fake_evaluate, monkeypa
   config.data.data_dir = str(tmp_path / "tfds")
   config.train.num_devices = 1
   config.train.num_steps = 2    # two content-D-only iterations: the loop, not the full step
-  variants, metrics = ["no_memory", "single_triplet"], ["lpips", "is"]
+  config.train.eval_metrics = "paired"   # the curves: evaluated in training at steps 1 and 2
+  config.train.eval_every = 1
+  variants, metrics, seeds = ["no_memory", "single_triplet"], ["paired", "lpips"], [0, 1]
   # Missing metric weights fail before any training.
   with pytest.raises(FileNotFoundError, match="no FID weights"):
-    ablations.run(config, tmp_path / "abl", variants, ["fid"])
+    ablations.run(config, tmp_path / "abl", variants, ["fid"], seeds)
   assert not (tmp_path / "abl").exists()
-  results = ablations.run(config, tmp_path / "abl", variants, metrics)
+  results = ablations.run(config, tmp_path / "abl", variants, metrics, seeds)
 
-  assert [c[0] for c in fake_evaluate] == variants
-  assert all(c[2] == metrics and not c[3] for c in fake_evaluate)
-  assert fake_evaluate[0][1]["enabled"] is False
-  assert fake_evaluate[1][1]["class_aware"] is False and fake_evaluate[1][1]["loss"] == "triplet"
+  # Per run: the in-training evaluations of steps 1 and 2, then the final metrics merged.
+  assert [c[:3] for c in fake_evaluate] == [
+      (v, f"seed{s}", step) for v in variants for s in seeds for step in (1, 2, 2)]
+  assert [c[3] for c in fake_evaluate[:3]] == [["paired"], ["paired"], ["lpips"]]
   for name in variants:
-    ckpt = checkpointing.Checkpointer(tmp_path / "abl" / name / "checkpoints", max_to_keep=1)
-    assert ckpt.latest_step() == 2
-    saved = ckpt.saved_config(2)["memory"]
-    assert {k: saved[k] for k in ablations.VARIANTS[name].memory} == ablations.VARIANTS[name].memory
-    ckpt.close()
+    for seed in seeds:
+      ckpt = checkpointing.Checkpointer(tmp_path / "abl" / name / f"seed{seed}" / "checkpoints",
+                                        max_to_keep=1)
+      assert ckpt.latest_step() == 2
+      saved = ckpt.saved_config(2)
+      assert saved["seed"] == seed
+      assert {k: saved["memory"][k] for k in ablations.VARIANTS[name].memory} == \
+          ablations.VARIANTS[name].memory
+      ckpt.close()
+      run = results["runs"][name][str(seed)]
+      assert run["step"] == 2 and sorted(run["curve"]) == ["1", "2"]
+      assert run["metrics"]["a2b/lpips"] == len(name) + seed + 0.2
+      assert run["curve"]["1"]["b2a/paired/car/psnr"] == len(name) + seed + 0.1
   on_disk = json.loads((tmp_path / "abl" / "ablations.json").read_text())
   assert on_disk == json.loads(json.dumps(results))
-  assert on_disk["variants"]["single_triplet"]["metrics"] == {
-      "a2b/lpips": 14.0, "b2a/lpips": 14.0, "a2b/is": 15.0, "b2a/is": 15.0}
-  table = (tmp_path / "abl" / "ablations.md").read_text().splitlines()
-  assert table[0] == "| variant | paper | step | a2b/is | a2b/lpips | b2a/is | b2a/lpips |"
-  assert table[3] == "| single_triplet | w/ sm+tl | 2 | 15.0000 | 14.0000 | 15.0000 | 14.0000 |"
+  summary = ablations.summarise(results["runs"])
+  mean, std, n = summary["single_triplet"]["a2b/paired/all/psnr"]
+  assert (mean, n) == (pytest.approx(14.7), 2) and std == pytest.approx(np.std([14.2, 15.2],
+                                                                              ddof=1))
+  table = (tmp_path / "abl" / "ablations.md").read_text()
+  assert "| single_triplet | w/ sm+tl | 2 | 14.70 ± 0.71 | 14.70 ± 0.71 |" in table
+  assert "| input, untranslated | floor | | 8.00 | 8.00 | 8.00 | 8.00 |  |" in table
+  png = (tmp_path / "abl" / "ablations.png").read_bytes()
+  assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
-  # Re-running trains nothing and evaluates nothing: each variant's eval_2.json is reused.
+  # Re-running trains nothing and evaluates nothing new.
   monkeypatch.setattr(ablations.train, "train_and_evaluate",
                       lambda *a: pytest.fail("trained again"))
-  again = ablations.run(config, tmp_path / "abl", variants, metrics)
-  assert again == results and len(fake_evaluate) == 2
-  # Other metrics for an evaluated step: the earlier result is not replaced silently.
-  with pytest.raises(FileExistsError, match="eval_2.json"):
-    ablations.run(config, tmp_path / "abl", variants[:1], ["lpips"])
-  ablations.run(config, tmp_path / "abl", variants[:1], ["lpips"], overwrite=True)
-  assert len(fake_evaluate) == 3 and fake_evaluate[-1][3]
-  # The variant not re-run keeps its row.
-  rows = json.loads((tmp_path / "abl" / "ablations.json").read_text())["variants"]
-  assert list(rows) == variants and rows["single_triplet"] == results["variants"]["single_triplet"]
-  assert set(rows["no_memory"]["metrics"]) == {"a2b/lpips", "b2a/lpips"}
+  count = len(fake_evaluate)
+  again = ablations.run(config, tmp_path / "abl", variants, metrics, seeds)
+  assert again == results and all(c[3] == [] for c in fake_evaluate[count:])
+  # A run of one variant and seed keeps the other runs' rows.
+  ablations.run(config, tmp_path / "abl", variants[:1], metrics, [0], overwrite=True)
+  rows = json.loads((tmp_path / "abl" / "ablations.json").read_text())["runs"]
+  assert rows == json.loads(json.dumps(results["runs"]))
