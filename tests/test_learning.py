@@ -1,6 +1,7 @@
 """A short real training run: the memory keeps addressing its items and reconstruction improves.
 
-The paper preset at tiny widths and 64 px crops of the synthetic scenes, 150 full iterations.
+The paper preset at tiny widths and 64 px crops of the synthetic scenes, 150 full iterations
+(initialised N(0, 0.02) as the demo is).
 The rule as printed makes each class's keys one vector within tens of updates
 (tests/test_memory.py); with the preset's settings the keys stay apart, reads stay sharp
 and the style maps stay away from zero.
@@ -50,9 +51,10 @@ def test_paper_preset_memory_stays_healthy_and_reconstruction_falls(tmp_path):
 
   for domain in "ab":
     recon = f"g/self_recon_{domain}"
-    assert mean(recon, last) < 0.6 * mean(recon, first), (mean(recon, first), mean(recon, last))
+    assert mean(recon, last) < 0.75 * mean(recon, first), (mean(recon, first), mean(recon, last))
   # Background (class 0, ten items) is in every batch: its reads are far from uniform, its
-  # keys far from one vector, most of its items are some pixel's nearest.
+  # keys far from one vector, most of its items are some pixel's nearest. (Measured: entropy
+  # 0.26, key cosine -0.04, usage 1.0; the rule as printed gives 1.0, 1.0 and ~0.2.)
   assert mean("health/read_entropy/c0", last) < 0.6
   assert mean("health/key_cosine/c0", last) < 0.5
   assert mean("health/usage/c0", last) >= 0.4
