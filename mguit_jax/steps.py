@@ -47,8 +47,8 @@ def draw_randoms(key: jax.Array, config: ml_collections.ConfigDict, batch: Batch
   rand_a / rand_b: [N, Cv] random memory values for domain-a / domain-b queries,
   distributed as the memory stores values (`memory.random_values`).
   noise_a / noise_b: [B, 4, h, w, Ck] generator input noise for the first
-  translation (4 generator inputs per example); noise_aba / noise_bab: [B, h, w, Ck]
-  for the cycle translation.
+  translation (4 per example, as the released code draws; the first 3 are used);
+  noise_aba / noise_bab: [B, h, w, Ck] for the cycle translation.
   """
   b, hgt, wid, _ = batch["a"]["image"].shape
   content = (b, hgt // 4, wid // 4, config.model.content_dim)
@@ -80,21 +80,20 @@ def _translate_forward(eg_params, defs, memory, batch, randoms, config):
       memory, c_a, c_b, s_a, s_b, batch["a"]["masks"], batch["b"]["masks"],
       randoms["rand_a"], randoms["rand_b"],
       config=config.memory, sizes=tuple(config.memory.sizes))
-  flat = lambda x: x.reshape((-1,) + x.shape[2:])
-  fake_ba, fake_aa, rand_ba_img, rand_aa_img = _unstack(gen(
-      _stack(c_b, c_a, c_b, c_a),
-      _stack(r["sty_ba"], r["sty_aa"], r["rand_ba"], r["rand_aa"]),
-      "a", noise=flat(randoms["noise_a"])), 4)
-  fake_ab, fake_bb, rand_ab_img, rand_bb_img = _unstack(gen(
-      _stack(c_a, c_b, c_a, c_b),
-      _stack(r["sty_ab"], r["sty_bb"], r["rand_ab"], r["rand_bb"]),
-      "b", noise=flat(randoms["noise_b"])), 4)
+  # The released code also renders x's contents with x's random style (rand_aa, rand_bb) but
+  # no loss uses those images: they are left out (their noise, noise_x[:, 3], is still drawn).
+  flat = lambda x: x[:, :3].reshape((-1,) + x.shape[2:])
+  fake_ba, fake_aa, rand_ba_img = _unstack(gen(
+      _stack(c_b, c_a, c_b), _stack(r["sty_ba"], r["sty_aa"], r["rand_ba"]),
+      "a", noise=flat(randoms["noise_a"])), 3)
+  fake_ab, fake_bb, rand_ab_img = _unstack(gen(
+      _stack(c_a, c_b, c_a), _stack(r["sty_ab"], r["sty_bb"], r["rand_ab"]),
+      "b", noise=flat(randoms["noise_b"])), 3)
   out = dict(c_a=c_a, c_b=c_b, s_a=s_a, s_b=s_b,
              fake_ba=fake_ba, fake_aa=fake_aa, rand_ba_img=rand_ba_img,
              fake_ab=fake_ab, fake_bb=fake_bb, rand_ab_img=rand_ab_img,
              mem_key=mem_losses["key"], mem_value=mem_losses["value"])
-  aux = dict(memory=memory, rand_ab=r["rand_ab"], rand_ba=r["rand_ba"],
-             rand_aa_img=rand_aa_img, rand_bb_img=rand_bb_img)
+  aux = dict(memory=memory, rand_ab=r["rand_ab"], rand_ba=r["rand_ba"])
   return out, aux
 
 
