@@ -210,8 +210,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path,
   checkpoints that already have an evaluation.
   """
   workdir = Path(workdir).absolute()
+  # Seed-major order: every variant has a run before any has its second.
   configs = {(name, seed): variant_config(config, name, seed)
-             for name in variants for seed in seeds}   # bad names fail before training
+             for seed in seeds for name in variants}   # bad names fail before training
   evaluate = importlib.import_module("mguit_jax.evaluate")
   evaluate.check_requirements(config, metrics)
   workdir.mkdir(parents=True, exist_ok=True)

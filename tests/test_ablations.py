@@ -162,7 +162,7 @@ def test_launcher_trains_evaluates_and_resumes(tmp_path, fake_evaluate, monkeypa
 
   # Per run: the in-training evaluations of steps 1 and 2, then the final metrics merged.
   assert [c[:3] for c in fake_evaluate] == [
-      (v, f"seed{s}", step) for v in variants for s in seeds for step in (1, 2, 2)]
+      (v, f"seed{s}", step) for s in seeds for v in variants for step in (1, 2, 2)]
   assert [c[3] for c in fake_evaluate[:3]] == [["paired"], ["paired"], ["lpips"]]
   for name in variants:
     for seed in seeds:
