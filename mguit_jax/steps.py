@@ -250,9 +250,9 @@ def read_style(memory: memory_lib.Memory, content: jax.Array, target: str,
   of the target domain's global styles, or the random vector `rand_values[0]`.
   """
   values = getattr(memory, f"values_{target}") if rand_values is None else rand_values
-  if memory_config.get("enabled", True):
+  if memory_config.enabled:
     return memory_lib.read_all(memory.keys, values, content,
-                               memory_config.get("attention_temperature", 1.0))
+                               memory_config.attention_temperature)
   return memory_lib.broadcast_style(values[0], content)
 
 

@@ -15,7 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from mguit_jax import checkpointing, data, samples, sharding, steps
+from mguit_jax import checkpointing, data, samples, sharding, steps, translate
 from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
 
@@ -135,7 +135,6 @@ class _Evaluator:
     return bool(self.metrics) and (done or (self.every > 0 and step % self.every == 0))
 
   def __call__(self, state: ts.TrainState, step: int) -> dict[str, float]:
-    translate = importlib.import_module("mguit_jax.translate")
     params = {k: state.params[k] for k in translate.INFERENCE_NETWORKS}
     if self._translator is None:
       self._translator = translate.Translator(self.config, params, state.memory, step)
