@@ -660,3 +660,41 @@ def test_exif_rotated_photos_are_read_upright(tmp_path):
   assert upright[:4].mean() > 200 and upright[6:].mean() < 50
   decoded = transforms.decode_png((tmp_path / "photo.jpg").read_bytes(), "photo.jpg")
   np.testing.assert_array_equal(decoded, upright)
+
+
+def _png16(pixels: np.ndarray, color_type: int) -> bytes:
+  """A 16-bit PNG (color type 0 grey, 2 RGB) written by hand: PIL cannot write 16-bit RGB."""
+  import struct
+  import zlib
+  h, w = pixels.shape[:2]
+  rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(h))
+  chunk = lambda kind, body: (struct.pack(">I", len(body)) + kind + body
+                              + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+  header = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
+  return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+          + chunk(b"IEND", b""))
+
+
+def test_every_kind_of_image_is_read_as_8_bit_rgb(tmp_path, caplog):
+  rng = np.random.default_rng(0)
+  grey16 = rng.integers(0, 65536, (6, 7)).astype(np.uint16)
+  rgb16 = rng.integers(0, 65536, (6, 7, 3)).astype(np.uint16)
+  rgb = rng.integers(0, 256, (6, 7, 3)).astype(np.uint8)
+  (tmp_path / "grey16.png").write_bytes(_png16(grey16, 0))
+  (tmp_path / "rgb16.png").write_bytes(_png16(rgb16, 2))
+  Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=256).save(
+      tmp_path / "palette.png")
+  Image.fromarray(np.dstack([rgb[..., 0], rgb[..., 1]])).convert("LA").save(tmp_path / "la.png")
+  Image.fromarray((grey16 / 65535).astype(np.float32), mode="F").save(tmp_path / "float.tiff")
+  Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
+  read = {p.name: transforms.decode_png(p.read_bytes(), p.name) for p in tmp_path.iterdir()}
+  assert all(x.dtype == np.uint8 and x.shape == (6, 7, 3) for x in read.values())
+  # 16-bit greyscale was clipped to white by PIL's own conversion; here it is scaled.
+  np.testing.assert_array_equal(read["grey16.png"][..., 1], np.round(grey16 / 257))
+  np.testing.assert_array_equal(read["rgb16.png"], rgb16 >> 8)
+  np.testing.assert_array_equal(read["float.tiff"][..., 2], np.round(grey16 / 65535 * 255))
+  palette = np.asarray(Image.open(tmp_path / "palette.png").convert("RGB"))
+  np.testing.assert_array_equal(read["palette.png"], palette)
+  np.testing.assert_array_equal(read["la.png"][..., 0], rgb[..., 0])
+  assert "la.png has an alpha channel; it is dropped" in caplog.text
+  assert np.abs(read["cmyk.jpg"].astype(int) - rgb).mean() < 8

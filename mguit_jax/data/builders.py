@@ -237,7 +237,7 @@ class _Store:
     ann = example.annotation if isinstance(example.annotation, Annotation) else example.annotation()
     try:
       with Image.open(example.image) as file:
-        image = transforms.to_rgb(file)
+        image = transforms.to_rgb(file, str(example.image))
     except Exception as e:   # PIL raises several types for corrupt or truncated files
       return None, [("unreadable_image", str(example.image),
                      f"image failed to decode ({type(e).__name__}: {e})")]

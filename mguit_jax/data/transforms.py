@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 
+from absl import logging
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
@@ -61,10 +62,33 @@ def outside_image(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
 _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
 
 
-def to_rgb(image: Image.Image) -> np.ndarray:
+# Single-channel modes with more than 8 bits per pixel, which PIL's RGB conversion clips at
+# 255 (a 16-bit PNG would come out nearly white).
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_rgb(image: Image.Image, where: str = "") -> np.ndarray:
   """An opened image as uint8 [H, W, 3], turned upright as its EXIF orientation says
-  (photos from phones are stored rotated; viewers and annotation tools show them upright)."""
-  return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+  (photos from phones are stored rotated; viewers and annotation tools show them upright).
+
+  16-bit and 32-bit greyscale are scaled to 8 bits (16-bit range when any value exceeds
+  255; float images in [0, 1] when none exceeds 1); palette, CMYK and 16-bit colour images
+  convert as PIL does; an alpha channel is dropped, with a warning naming `where`.
+  """
+  image = ImageOps.exif_transpose(image)
+  if image.mode in _WIDE_GREY_MODES:
+    values = np.asarray(image, np.float64)
+    peak = float(values.max(initial=0.0))
+    if image.mode.startswith("I;16") or peak > 255:
+      top = 65535.0
+    else:
+      top = 1.0 if image.mode == "F" and peak <= 1.0 else 255.0
+    grey = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
+  if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+    logging.log_first_n(logging.WARNING, "%s has an alpha channel; it is dropped (images are "
+                        "read as RGB)", 10, where or "an image")
+  return np.asarray(image.convert("RGB"))
 
 
 def upright_size(image: Image.Image) -> tuple[int, int]:
@@ -78,7 +102,7 @@ def decode_png(data: bytes, where: str) -> np.ndarray:
   """PNG/JPEG bytes -> uint8 [H, W, 3] (upright); ValueError naming `where` when it fails."""
   try:
     with Image.open(io.BytesIO(data)) as image:
-      return to_rgb(image)
+      return to_rgb(image, where)
   except Exception as e:   # PIL raises several types for corrupt data
     raise ValueError(f"{where}: image failed to decode ({type(e).__name__}: {e})") from e
 
