@@ -247,6 +247,15 @@ def test_sources_pickle_for_worker_processes(init_setup):
   assert copy[3]["name"] == source[3]["name"] and copy.num_classes == 4
 
 
+def test_an_empty_split_says_which_images_were_skipped(tmp_path):
+  _write_init(tmp_path / "raw" / "init")
+  for image in (tmp_path / "raw" / "init" / "sunny").rglob("*.png"):
+    image.unlink()   # every entry of the annotation now names a missing image
+  with pytest.raises(ValueError, match=r"(?s)split '\w+' has no images under .*; skipped: "
+                                       r"\{'missing_image': \d+\}; first cases:\n  .*000000\.png"):
+    data.ensure_prepared(_config(tmp_path, "init", "sunny_night"))
+
+
 def test_init_batches_align_masks_with_pixels(init_setup):
   config, _ = init_setup
   batches = _batches(data.make_train_iterator(config), 8)

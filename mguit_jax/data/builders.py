@@ -112,11 +112,16 @@ class Issues:
     if len(self.places[split][kind]) < _MAX_LISTED:
       self.places[split][kind].append(f"{where}: {detail}")
 
+  def describe(self, split: str) -> str:
+    """The split's counts per kind and its first cases, '' when it has none."""
+    if not self.counts[split]:
+      return ""
+    return f"{dict(self.counts[split])}; first cases:\n  " + "\n  ".join(
+        p for places in self.places[split].values() for p in places)
+
   def log(self, dataset: str, split: str) -> None:
     if self.counts[split]:
-      logging.warning("%s, split %r: %s; first cases:\n  %s", dataset, split,
-                      dict(self.counts[split]),
-                      "\n  ".join(p for places in self.places[split].values() for p in places))
+      logging.warning("%s, split %r: %s", dataset, split, self.describe(split))
 
   def as_metadata(self) -> dict:
     return {"counts": {s: dict(c) for s, c in self.counts.items() if c},
@@ -188,8 +193,9 @@ class DomainBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     splits = self._scan(issues)
     for split, examples in splits.items():
       if not examples:
+        found = issues.describe(split)
         raise ValueError(f"{self.name}/{self.builder_config.domain}: split {split!r} has no "
-                         f"images under {self.raw_dir}")
+                         f"images under {self.raw_dir}" + (f"; skipped: {found}" if found else ""))
     metadata = self.info.metadata
     metadata.update(source=str(self.raw_dir), num_classes=len(self.CLASS_NAMES) or 1,
                     class_names=list(self.CLASS_NAMES))
