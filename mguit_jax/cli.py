@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 import logging as py_logging
 import os
+import re
+import sys
 
-from absl import app, logging
+from absl import app, flags, logging
 import jax
 
 
@@ -27,8 +29,28 @@ def use_compilation_cache() -> None:
                       os.path.join(os.path.expanduser("~"), ".cache", "mguit_jax", "xla"))
 
 
+def unknown_field_message(error: Exception, argv: list[str]) -> str:
+  """One line for a `--config.<field>=` override naming no field, with ml_collections' guess."""
+  text = str(error).replace("\\", "")
+  guess = re.search(r'Did you mean "([^"]+)"', text)
+  missing = re.search(r'instead of "([^"]+)"', text) or re.search(r"'(\w+)'", text)
+  for arg in argv:
+    path = arg.lstrip("-").split("=", 1)[0]
+    parts = path.split(".")
+    if missing and parts[0] == "config" and missing.group(1) in parts[1:]:
+      line = f"{path}: no such field"
+      if guess:
+        parts[parts.index(missing.group(1), 1)] = guess.group(1)
+        line += f"; did you mean {'.'.join(parts)}?"
+      return line
+  return f"invalid --config override: {error}"
+
+
 def run(main: Callable[[], None]) -> None:
-  """`absl.app.run` for a `main()` that reads its flags; positional arguments are an error."""
+  """`absl.app.run` for a `main()` that reads its flags; positional arguments are an error.
+
+  An override naming no config field ends in one line (exit status 2), not a traceback.
+  """
 
   def wrapped(argv):
     if len(argv) > 1:
@@ -37,4 +59,10 @@ def run(main: Callable[[], None]) -> None:
     use_compilation_cache()
     main()
 
-  app.run(wrapped)
+  try:
+    app.run(wrapped)
+  except (AttributeError, KeyError) as e:
+    if flags.FLAGS.is_parsed():   # raised by the program, not by the flag parser
+      raise
+    print(f"FATAL Flags parsing error: {unknown_field_message(e, sys.argv)}", file=sys.stderr)
+    sys.exit(2)
