@@ -2,6 +2,8 @@
 
 Saves are asynchronous and atomic (Orbax writes to a temporary directory and
 renames), so a crash never leaves a half-written checkpoint that looks complete.
+A checkpoint damaged afterwards (a partial copy, a full disk) is moved aside into
+`<directory>.damaged/` when a resume finds it, and the one before it is used.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from absl import logging
 import grain
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import orbax.checkpoint as ocp
 
@@ -50,11 +53,17 @@ class Checkpointer:
     return restored["config"]
 
   def check_compatible(self, config: ml_collections.ConfigDict) -> None:
-    """Raises ValueError naming every shape-relevant field that differs from the saved run."""
-    step = self.latest_step()
-    if step is None:
+    """Raises ValueError naming every shape-relevant field that differs from the saved run
+    (the newest checkpoint whose config can be read)."""
+    for step in reversed(self.all_steps()):
+      try:
+        saved = self.saved_config(step)
+        break
+      except Exception:   # a damaged checkpoint: restore_latest moves it aside
+        continue
+    else:
       return
-    saved, current = flatten_dict(self.saved_config(step)), flatten_dict(config.to_dict())
+    saved, current = flatten_dict(saved), flatten_dict(config.to_dict())
     diffs = [f"{k}: checkpoint has {saved.get(k)!r}, config has {current.get(k)!r}"
              for k in sorted(set(saved) | set(current))
              if k.startswith(_SHAPE_FIELDS) and saved.get(k) != current.get(k)]
@@ -88,6 +97,46 @@ class Checkpointer:
                    step)
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     return restored["state"]
+
+  def restore_latest(self, abstract_state, data_iterator, *, move_aside: bool = True):
+    """(step, state) of the newest checkpoint that restores, or (None, None) if there is none.
+
+    Newer checkpoints that fail to restore are reported and, with `move_aside`, moved
+    into `<directory>.damaged/` (never deleted) once an older one has restored. If none
+    restores, nothing is moved and RuntimeError lists why each failed.
+    """
+    failed = []
+    for step in reversed(self.all_steps()):
+      try:
+        state = self.restore(step, abstract_state, data_iterator)
+      except Exception as e:   # TensorStore, JSON, grain: each fails its own way
+        text = str(e).strip().splitlines()
+        failed.append((step, f"{type(e).__name__}: {text[0][:200] if text else ''}"))
+        continue
+      for bad, why in failed:
+        where = self._move_aside(bad) if move_aside else self.directory / str(bad)
+        logging.warning("Checkpoint %d in %s is damaged (%s); %s. Using step %d.", bad,
+                        self.directory, why, f"moved to {where}" if move_aside else
+                        "left in place", step)
+      return step, state
+    if failed:
+      raise RuntimeError(f"no checkpoint in {self.directory} can be restored:\n  " + "\n  ".join(
+          f"step {step}: {why}" for step, why in failed))
+    return None, None
+
+  def _move_aside(self, step: int) -> Path:
+    """Moves step `step` into `<directory>.damaged/` (a new name if taken); returns it."""
+    aside = self.directory.with_name(self.directory.name + ".damaged")
+    aside.mkdir(exist_ok=True)
+    target, n = aside / str(step), 1
+    while target.exists():
+      target, n = aside / f"{step}.{n}", n + 1
+    if jax.process_index() == 0:   # one process moves; all reload the step list
+      (self.directory / str(step)).rename(target)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices("checkpoint moved aside")
+    self._manager.reload()
+    return target
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -169,10 +169,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
       config, process_index=jax.process_index(), process_count=jax.process_count())
   defs = ts.graphdefs(config)
   init_fn = functools.partial(ts.init_state, config)
-  last_saved = ckpt.latest_step()
+  abstract = checkpointing.abstract_with_sharding(jax.eval_shape(init_fn), replicated)
+  last_saved, state = ckpt.restore_latest(abstract, train_iter)
   if last_saved is not None:
-    abstract = checkpointing.abstract_with_sharding(jax.eval_shape(init_fn), replicated)
-    state = ckpt.restore(last_saved, abstract, train_iter)
     logging.info("Resumed from %s at step %d.", ckpt.directory, last_saved)
   else:
     state = jax.jit(init_fn, out_shardings=replicated)()

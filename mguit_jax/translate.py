@@ -136,12 +136,22 @@ class Translator:
       manager.close()
     if not steps_saved:
       raise FileNotFoundError(f"{ckpt_dir} holds no finished checkpoint")
-    if step is None:
-      step = steps_saved[-1]
-    elif step not in steps_saved:
-      raise FileNotFoundError(f"{ckpt_dir} has no checkpoint of step {step}; "
-                              f"saved steps: {steps_saved}")
-    return cls.from_checkpoint(ckpt_dir / str(step))
+    if step is not None:
+      if step not in steps_saved:
+        raise FileNotFoundError(f"{ckpt_dir} has no checkpoint of step {step}; "
+                                f"saved steps: {steps_saved}")
+      return cls.from_checkpoint(ckpt_dir / str(step))
+    failed = []
+    for step in reversed(steps_saved):   # the newest that restores; damaged ones are reported
+      try:
+        translator = cls.from_checkpoint(ckpt_dir / str(step))
+      except Exception as e:   # TensorStore, JSON: each fails its own way
+        failed.append(f"step {step}: {type(e).__name__}: {str(e).strip()[:200]}")
+        logging.warning("Checkpoint %d in %s is damaged (%s); trying the one before.", step,
+                        ckpt_dir, failed[-1])
+        continue
+      return translator
+    raise RuntimeError(f"no checkpoint in {ckpt_dir} can be restored:\n  " + "\n  ".join(failed))
 
   def resolve_direction(self, direction: str) -> str:
     """'a2b'/'b2a', or the same with the run's domain names (e.g. 'sunny2night')."""
