@@ -368,7 +368,7 @@ def _check_request(config, metrics: Sequence[str]) -> tuple[list[str], dict[str,
       raise ValueError(f"config.eval.{field}={ev[field]}: expected at least {low}")
   skipped = {}
   runnable = [m for m in METRICS if m in metrics]
-  if "paired" in runnable and config.data.name != "synthetic":
+  if "paired" in runnable and not data.has_paired_truth(config):
     skipped["paired"] = (f"dataset {config.data.name!r} has no paired ground truth (only the "
                          "synthetic street scenes render each test scene in both domains)")
     runnable.remove("paired")

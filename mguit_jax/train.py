@@ -100,8 +100,9 @@ def _check_finite(metrics: dict[str, float], step: int, last_saved: int | None, 
         "Try a lower config.optim.lr or check the input data.")
 
 
-def _sample_grid(translate_fn, state, pairs, rand_values) -> np.ndarray:
-  """Rows per test scene: input, translation, 2 random styles, cycle, ground truth."""
+def _sample_grid(translate_fn, state, pairs, rand_values, paired: bool) -> np.ndarray:
+  """Rows per test image: input, translation, 2 random styles, cycle, and with `paired`
+  truth, the same scene rendered in the target domain."""
   p, m = state.params, state.memory
   rows = []
   for src, tgt, x, truth in (("a", "b", pairs["image_a"], pairs["image_b"]),
@@ -110,7 +111,7 @@ def _sample_grid(translate_fn, state, pairs, rand_values) -> np.ndarray:
     out = translate_fn(p, m, x, direction=fwd)
     rand = [translate_fn(p, m, x, direction=fwd, rand_values=r) for r in rand_values]
     cyc = translate_fn(p, m, out, direction=back)
-    cols = [x, out, *rand, cyc, truth]
+    cols = [x, out, *rand, cyc] + ([truth] if paired else [])
     rows += [[np.asarray(c[i]) for c in cols] for i in range(x.shape[0])]
   return samples.grid(rows)
 
@@ -217,7 +218,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
           writer.write_scalars(step, means)
         if done or step % config.train.sample_every == 0:
           with progress.timed("samples"):
-            image = _sample_grid(translate_fn, state, pairs, rand_values)
+            image = _sample_grid(translate_fn, state, pairs, rand_values,
+                                 data.has_paired_truth(config))
             samples.save_png(image, workdir / "samples" / f"step_{step:07d}.png")
             writer.write_images(step, {"samples": image[None]})
         if save:

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import jax
@@ -157,3 +158,16 @@ def test_cli_without_init_data_says_where_it_is_expected(tmp_path):
   out, _ = proc.communicate(timeout=120)
   assert proc.returncode != 0
   assert "FileNotFoundError" in out and str(tmp_path / "manual") in out
+
+
+def test_sample_grid_has_a_truth_column_only_for_paired_data():
+  pairs = {"image_a": np.zeros((2, 8, 8, 3), np.float32),
+           "image_b": np.ones((2, 8, 8, 3), np.float32)}
+  identity = lambda params, memory, x, direction, rand_values=None: x
+  state = types.SimpleNamespace(params=None, memory=None)
+  for paired, columns in ((True, 6), (False, 5)):   # input, translation, 2 styles, cycle[, truth]
+    grid = train._sample_grid(identity, state, pairs, [None, None], paired)
+    assert grid.shape == (4 * 10 + 2, columns * 10 + 2, 3)
+  # With a truth column, an a->b row ends with the b image of the same scene.
+  grid = train._sample_grid(identity, state, pairs, [None, None], True)
+  assert grid[2:10, 52:60].min() == 255 and grid[2:10, 42:50].max() == 128

@@ -248,13 +248,18 @@ def test_images(config, domain: str, limit: int | None = None):
 test_images.__test__ = False   # a data reader, not a pytest test, wherever it is imported
 
 
+def has_paired_truth(config) -> bool:
+  """Whether each test image of one domain has the same scene in the other (synthetic only)."""
+  return _dataset_name(config) == "synthetic"
+
+
 def load_test_pairs(config, num: int | None = None) -> dict[str, np.ndarray]:
   """The first `num` (all if None) test images of both domains, preprocessed, in pairs.
 
   Deterministic: resize to the short side `resize_short`, centre crop `crop_size`.
   Returns image_a, image_b float32 [n, S, S, 3] in [-1, 1] and masks [n, S/4, S/4, K]
-  (domain A's). Pairs follow test_images' order: the same scene in both domains for the
-  synthetic dataset (paired ground truth), unrelated images for the unpaired datasets.
+  (domain A's). Pairs follow test_images' order: the same scene in both domains where
+  `has_paired_truth`, unrelated images for the unpaired datasets.
   """
   _check_sizes(config)
   size, k = config.data.crop_size, len(config.memory.sizes)
