@@ -406,6 +406,21 @@ def test_folders_without_boxes_train_background_only(tmp_path):
   assert [e["name"] for e in data.test_images(config, "b")] == ["t"]
 
 
+def test_upscaled_images_are_reported_with_the_factor(tmp_path, caplog):
+  _write_folders(tmp_path / "small")
+  config = _config(tmp_path, "folders", "A_B", folders=dict(path=str(tmp_path / "small")),
+                   storage_short=80, resize_short=80, strict=True)   # reported, not an error
+  config.memory.sizes = (20,)
+  data.ensure_prepared(config)
+  counts = _metadata(config, folders_tfds, "A")["issues"]["counts"]
+  assert counts == {"train": {"upscaled": 5}, "test": {"upscaled": 1}}
+  assert "'upscaled': 5" in caplog.text
+  assert "short side 40 px stored at 80 px (2.00x" in caplog.text
+  config.data.resize_short = 120   # training above the stored size upscales every image
+  data.make_train_iterator(config)
+  assert "every training image is upscaled 1.50x" in caplog.text
+
+
 def test_folders_with_sidecars(tmp_path, caplog):
   root = tmp_path / "custom"
   _write_folders(root)

@@ -18,7 +18,9 @@ written to the prepared dataset's metadata (`builder.info.metadata["issues"]`); 
 * `size_mismatch`: the annotation states another image size (boxes rescaled to the image);
 * `empty_box`: x2 <= x1 or y2 <= y1 (box dropped);
 * `box_outside`: the box leaves the image by more than 1 px (clipped; dropped if nothing
-  is left).
+  is left);
+* `upscaled`: the image's short side is below `short_side`, so it is enlarged (kept; only
+  reported, also with `strict=True`: lower `data.storage_short` to store it as it is).
 
 Syntax errors and unknown class ids always raise, naming the file and line. TFDS writes
 into a temporary directory and renames it when every split is complete, so an interrupted
@@ -96,6 +98,10 @@ def _cached(cls, data_dir, raw_dir, domain, short_side, image_format, tag, worke
              config=domain_config(domain, short_side, image_format, tag))
 
 
+# Kinds that are reported but neither skip nor repair anything (allowed with strict=True).
+_NOT_REPAIRS = ("upscaled",)
+
+
 class Issues:
   """Counts of repaired or skipped inputs per split and kind, with the first locations."""
 
@@ -105,7 +111,7 @@ class Issues:
     self.places = collections.defaultdict(lambda: collections.defaultdict(list))
 
   def add(self, split: str, kind: str, where: str, detail: str) -> None:
-    if self.strict:
+    if self.strict and kind not in _NOT_REPAIRS:
       raise ValueError(f"{where}: {detail} ({kind}; config.data.strict=True turns every "
                        "skipped image or repaired box into an error)")
     self.counts[split][kind] += 1
@@ -266,6 +272,10 @@ class _Store:
       found.append(("box_outside", ann.where(i), f"box {boxes[i].tolist()} leaves the "
                     f"{h}x{w} image; {fate}"))
     keep = ~(empty | vanished)
+    if min(h, w) < self.short_side:
+      found.append(("upscaled", str(example.image), f"short side {min(h, w)} px stored at "
+                    f"{self.short_side} px ({self.short_side / min(h, w):.2f}x; lower "
+                    "config.data.storage_short to keep it)"))
     image, stored = transforms.resize(image, clipped[keep], self.short_side)
     return {"image": _encode(image, self.image_format), "boxes": stored.astype(np.float32),
             "labels": labels[keep].astype(np.int64), "name": example.name}, found

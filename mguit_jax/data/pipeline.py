@@ -197,6 +197,11 @@ def make_train_iterator(config, *, process_index: int = 0, process_count: int = 
                      f"multiple of the number of processes ({process_count})")
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index={process_index}: expected 0..{process_count - 1}")
+  if _dataset_name(config) != "synthetic" and config.data.resize_short > config.data.storage_short:
+    logging.warning("config.data.resize_short=%d exceeds the stored short side "
+                    "config.data.storage_short=%d: every training image is upscaled %.2fx",
+                    config.data.resize_short, config.data.storage_short,
+                    config.data.resize_short / config.data.storage_short)
   k = len(config.memory.sizes)
   augment = Augment(config.data.resize_short, config.data.crop_size, bool(config.data.flip), k)
   seeds = np.random.SeedSequence([config.seed, process_index]).generate_state(4)
