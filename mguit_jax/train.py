@@ -18,6 +18,7 @@ import numpy as np
 from mguit_jax import checkpointing, data, samples, sharding, steps, translate
 from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
+from mguit_jax.models import discriminators
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -151,6 +152,7 @@ class _Evaluator:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> ts.TrainState:
   """Trains (or resumes) in `workdir`; returns the final train state."""
   workdir = Path(workdir).absolute()
+  discriminators.check_crop(config.data.crop_size, config.model.dis_c_depth)
   data.ensure_prepared(config)  # fails at once when a dataset is missing
   devices = jax.devices()
   if config.train.num_devices:

@@ -13,7 +13,7 @@ from flax import nnx
 from configs import init as init_config
 from configs import tiny
 from mguit_jax import convert
-from mguit_jax import data, models
+from mguit_jax import models, train
 from mguit_jax.models import discriminators, layers
 
 B, SIZE = 2, 216
@@ -122,16 +122,16 @@ def test_content_discriminator_depth_and_smallest_crop(depth, smallest):
   assert discriminators.content_logits_size(90, 3) == 5   # the official 360 px crop
 
 
-def test_a_crop_too_small_for_the_content_discriminator_is_refused():
+def test_a_crop_too_small_for_the_content_discriminator_is_refused(tmp_path):
   config = tiny.get_config()
   config.data.crop_size = config.data.resize_short = 96
+  config.data.data_dir = str(tmp_path / "tfds")
   with pytest.raises(ValueError, match=r"crop_size=96 .* at config.model.dis_c_depth=3 crops "
                                        r"must be at least 212 px"):
-    data.make_train_iterator(config)
-  config.model.dis_c_depth = 1
-  config.data.crop_size = 40
+    train.train_and_evaluate(config, tmp_path / "run")
+  assert not (tmp_path / "run").exists() and not (tmp_path / "tfds").exists()   # before anything
   with pytest.raises(ValueError, match="at least 44 px"):
-    data.load_test_pairs(config, 1)
+    discriminators.check_crop(40, 1)
 
 
 def test_dis_norm_instance(images):

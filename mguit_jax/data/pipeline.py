@@ -41,7 +41,6 @@ from mguit_jax.data.transforms import flip_boxes
 from mguit_jax.data.transforms import normalize
 from mguit_jax.data.transforms import resize
 from mguit_jax.data.transforms import validate_example
-from mguit_jax.models import discriminators
 
 # The real datasets: each module has DOMAINS and make_builder(config, domain).
 _REAL = {"init": init_tfds, "folders": folders_tfds, "kitti_cityscapes": kitti_cityscapes_tfds}
@@ -304,12 +303,6 @@ def _check_sizes(config) -> None:
                      f"config.data.crop_size={data.crop_size}")
   if len(config.memory.sizes) < 1:
     raise ValueError("config.memory.sizes is empty; expected one entry per class")
-  depth = config.model.get("dis_c_depth", 3)
-  least = discriminators.min_crop_for_content_discriminator(depth)
-  if data.crop_size < least:
-    raise ValueError(f"config.data.crop_size={data.crop_size} is smaller than the content "
-                     f"discriminator accepts: at config.model.dis_c_depth={depth} crops must "
-                     f"be at least {least} px (lower dis_c_depth for smaller crops)")
 
 
 def _domains(config) -> tuple[str, str]:

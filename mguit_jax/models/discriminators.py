@@ -63,6 +63,15 @@ def min_crop_for_content_discriminator(depth: int) -> int:
   return crop
 
 
+def check_crop(crop_size: int, depth: int) -> None:
+  """ValueError naming the smallest crop when D_c of `depth` cannot take `crop_size`."""
+  least = min_crop_for_content_discriminator(depth)
+  if crop_size < least:
+    raise ValueError(f"config.data.crop_size={crop_size} is smaller than the content "
+                     f"discriminator accepts: at config.model.dis_c_depth={depth} crops must "
+                     f"be at least {least} px (lower dis_c_depth for smaller crops)")
+
+
 class ContentDiscriminator(nnx.Module):
   """D_c: predicts the domain of a content map (1x1 logits at 54x54, 5x5 at 90x90).
 
