@@ -49,7 +49,7 @@ from ml_collections import config_flags
 import numpy as np
 import optax
 
-from mguit_jax import checkpointing
+from mguit_jax import checkpointing, cli
 from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
 from mguit_jax.models import NETWORK_NAMES
@@ -610,7 +610,7 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) != 2 or argv[1] not in commands:
     raise app.UsageError(f"expected one command, {' or '.join(commands)}; got {argv[1:]}")
   f = flags.FLAGS
-  logging.get_absl_handler().setLevel(logging.WARNING)  # Orbax logs every file at INFO
+  logging.get_absl_handler().addFilter(cli.QuietLibraries())  # Orbax logs every file at INFO
   if argv[1] == "import":
     state = import_official(f.pth, f.workdir, f.config, f.memory)
     counts = {OFFICIAL_NAMES[n]: int(adam_state(o).count) for n, o in state.opt_state.items()}

@@ -234,6 +234,7 @@ def test_pth_files_round_trip(official, tmp_path):
       cwd=REPO, capture_output=True, text=True, check=False)
   assert done.returncode == 0, done.stderr
   assert "Training resumes at step 3" in done.stdout
+  assert "orbax" not in done.stderr and len(done.stderr.splitlines()) < 10, done.stderr
   step, out, out_memory = convert.export_official(tmp_path / "run", tmp_path / "out" / "x.pth",
                                                   epoch=0)
   assert step == 3 and out_memory == tmp_path / "out" / "x_memory.pt"
