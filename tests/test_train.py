@@ -141,6 +141,19 @@ def test_cli_trains_and_exits_cleanly_on_sigterm(data_dir, tmp_path):
   assert step is not None and step >= 3
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_cli_stopped_during_start_up_exits_cleanly(tmp_path, signum):
+  proc = _cli("--config", "configs/tiny.py", "--workdir", str(tmp_path / "run"),
+              f"--config.data.data_dir={tmp_path / 'tfds'}")
+  time.sleep(3)   # imports, then rendering the dataset: before the first iteration
+  proc.send_signal(signum)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 0, out[-3000:]
+  assert f"Received {signum.name} outside the training loop: exiting" in out
+  assert "Traceback" not in out
+  assert not list((tmp_path / "run").rglob("checkpoints/*/state"))
+
+
 def test_cli_rejects_unknown_config_field_in_one_line(tmp_path):
   proc = _cli("--config", "configs/tiny.py", "--workdir", str(tmp_path),
               "--config.train.num_stepz=3")
