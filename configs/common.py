@@ -125,6 +125,14 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   # stored and random values are (eq. 6). False = raw style maps, as printed, whose norm the
   # value loss drives far from the unit random reads. No effect without memory (DRIT's prior).
   c.loss.latent_regression_unit = not official
+  # Style of the self-reconstruction G^x(c^x, s): "memory" = the style read from the memory
+  # (eq. 7, as released); "encoder" = the image's own style map, rescaled as stored values are
+  # (DRIT's self-reconstruction), a per-image signal for the generator's style input.
+  # No effect without memory (the image's own style is then always used).
+  c.loss.self_recon_style = "memory"
+  # True: the latent regression also trains the style encoder (MUNIT's style reconstruction);
+  # False: only the generator, as DRIT.
+  c.loss.latent_regression_trains_style_encoder = False
   c.loss.memory_key = 1.0            # weights of the memory losses (official: 0.1 sits inside each term)
   c.loss.memory_value = 1.0 if official else 0.5
 

@@ -141,6 +141,14 @@ def random_values(key, shape, config) -> jax.Array:
   return draw
 
 
+def as_stored_value(style, config) -> jax.Array:
+  """A style map `[..., Cv]` rescaled per pixel as `config` (config.memory) stores values:
+  unit-norm for the `paper` rule (eq. 6), instance-normalised for `official`."""
+  if config.update_rule == "paper":
+    return l2_normalize(style)
+  return _instance_norm(style)
+
+
 def class_labels(masks) -> jax.Array:
   """Exclusive class per pixel `[...]` int32: the highest channel set, 0 if none."""
   masks = jnp.asarray(masks)

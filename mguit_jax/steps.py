@@ -28,6 +28,7 @@ from mguit_jax import train_state as ts
 from mguit_jax.models import layers
 
 Batch = dict[str, dict[str, jax.Array]]
+SELF_RECON_STYLES = ("memory", "encoder")
 
 
 def _stack(*xs: jax.Array) -> jax.Array:
@@ -80,14 +81,21 @@ def _translate_forward(eg_params, defs, memory, batch, randoms, config):
       memory, c_a, c_b, s_a, s_b, batch["a"]["masks"], batch["b"]["masks"],
       randoms["rand_a"], randoms["rand_b"],
       config=config.memory, sizes=tuple(config.memory.sizes))
+  sty_aa, sty_bb = r["sty_aa"], r["sty_bb"]
+  if config.loss.self_recon_style not in SELF_RECON_STYLES:
+    raise ValueError(f"config.loss.self_recon_style={config.loss.self_recon_style!r}: "
+                     f"expected one of {SELF_RECON_STYLES}")
+  if config.memory.enabled and config.loss.self_recon_style == "encoder":
+    sty_aa = memory_lib.as_stored_value(s_a, config.memory)
+    sty_bb = memory_lib.as_stored_value(s_b, config.memory)
   # The released code also renders x's contents with x's random style (rand_aa, rand_bb) but
   # no loss uses those images: they are left out (their noise, noise_x[:, 3], is still drawn).
   flat = lambda x: x[:, :3].reshape((-1,) + x.shape[2:])
   fake_ba, fake_aa, rand_ba_img = _unstack(gen(
-      _stack(c_b, c_a, c_b), _stack(r["sty_ba"], r["sty_aa"], r["rand_ba"]),
+      _stack(c_b, c_a, c_b), _stack(r["sty_ba"], sty_aa, r["rand_ba"]),
       "a", noise=flat(randoms["noise_a"])), 3)
   fake_ab, fake_bb, rand_ab_img = _unstack(gen(
-      _stack(c_a, c_b, c_a), _stack(r["sty_ab"], r["sty_bb"], r["rand_ab"]),
+      _stack(c_a, c_b, c_a), _stack(r["sty_ab"], sty_bb, r["rand_ab"]),
       "b", noise=flat(randoms["noise_b"])), 3)
   out = dict(c_a=c_a, c_b=c_b, s_a=s_a, s_b=s_b,
              fake_ba=fake_ba, fake_aa=fake_aa, rand_ba_img=rand_ba_img,
@@ -160,9 +168,13 @@ def _eg_objective(eg_params, fwd, dis_params, aux, batch, randoms, defs, config)
   }
   if w.latent_regression:
     # DRIT's latent regression, for the spatial style maps: the style encoder
-    # (frozen here, as DRIT updates only G with it) must recover the random style.
+    # (frozen unless `latent_regression_trains_style_encoder`, as DRIT updates only G with
+    # it) must recover the random style.
     # Without memory the random style is one vector per image: regress the pooled style.
-    enc_s = ts.merge(defs, {"enc_s": jax.lax.stop_gradient(eg_params["enc_s"])})["enc_s"]
+    enc_s_params = eg_params["enc_s"]
+    if not w.latent_regression_trains_style_encoder:
+      enc_s_params = jax.lax.stop_gradient(enc_s_params)
+    enc_s = ts.merge(defs, {"enc_s": enc_s_params})["enc_s"]
     recover = (enc_s if config.memory.enabled else
                lambda x, d: memory_lib.global_style(enc_s(x, d)))
     if config.loss.latent_regression_unit and config.memory.enabled:

@@ -152,3 +152,35 @@ def test_data_parallel_matches_single_device():
     if np.abs(a).max() > 1e-4:  # not a zero-true-gradient bias
       cosine = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
       assert cosine >= 0.999, cosine
+
+
+@pytest.mark.parametrize("self_recon_style,trains_style_encoder,moves", [
+    ("memory", False, False), ("encoder", False, True), ("memory", True, True)])
+def test_what_trains_the_style_encoder(self_recon_style, trains_style_encoder, moves):
+  """Under the memory the style encoder learns only through the memory losses: the reads
+  are detached and the latent regression freezes it (DRIT). `loss.self_recon_style=encoder`
+  and `loss.latent_regression_trains_style_encoder` each give it a gradient."""
+  config = tiny.get_config("preset=paper")
+  config.data.crop_size = config.data.resize_short = 64
+  config.data.batch_size = 1
+  config.model.dis_c_depth = 1
+  config.optim.weight_decay = 0.0
+  for name in ("cross_cycle", "domain_adv", "content_adv", "style_l2", "content_l2",
+               "content_consistency", "memory_key", "memory_value"):
+    config.loss[name] = 0.0
+  config.loss.self_recon_style = self_recon_style
+  config.loss.latent_regression_trains_style_encoder = trains_style_encoder
+  state = jax.jit(functools.partial(ts.init_state, config))()
+  full = jax.jit(functools.partial(steps.full_step, defs=ts.graphdefs(config), config=config))
+  new, _ = full(state, make_batch(config))
+  assert (_max_change(state.params["enc_s"], new.params["enc_s"]) > 0) == moves
+  assert _max_change(state.params["gen"], new.params["gen"]) > 0
+
+
+def test_self_recon_style_is_checked():
+  config = tiny.get_config("preset=paper")
+  config.loss.self_recon_style = "image"
+  state = jax.eval_shape(functools.partial(ts.init_state, config))
+  with pytest.raises(ValueError, match="config.loss.self_recon_style='image'"):
+    jax.eval_shape(functools.partial(steps.full_step, defs=ts.graphdefs(config), config=config),
+                   state, make_batch(config))
