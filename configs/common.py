@@ -88,6 +88,14 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.model.dis_c_depth = 3            # its 7x7 stride-2 convs: 3 needs crops >= 212 px, 2 >= 100
   c.model.noise_std = 0.1            # generator input noise (training only)
   c.model.init_std = 0.02 if official else 0.001
+  # Mixed precision: with "bfloat16" every conv multiplies in bf16 (accumulating in float32);
+  # parameters, optimiser states, memory, norms and losses stay float32.
+  c.model.compute_dtype = "float32"
+  # Rematerialisation: networks (comma-separated, or "all") whose activations are recomputed
+  # in the backward pass instead of kept: all of them ("nothing_saveable") or all but each
+  # conv's output ("conv_outputs").
+  c.model.remat = ""
+  c.model.remat_policy = "conv_outputs"
 
   # Class-aware key-value memory (DESIGN §3).
   c.memory = ml_collections.ConfigDict()
@@ -152,6 +160,10 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 1_000_000      # iterations (each is full or content-D-only)
   c.train.d_iter = 3                 # every d_iter-th iteration is a full one
+  # Run each d_iter cycle (content-D-only iterations and the full one) as one jitted program
+  # instead of d_iter host dispatches; same results (cycles that a log, sample, checkpoint or
+  # evaluation step would split run unfused).
+  c.train.fused_schedule = False
   c.train.num_devices = 0            # data-parallel devices: 0 = all, n = the first n
   c.train.log_every = 100
   c.train.sample_every = 2000

@@ -252,6 +252,19 @@ def content_d_step(state: ts.TrainState, batch: Batch, *, defs: dict[str, Any],
   return new_state, {"d/dis_c": loss}
 
 
+def schedule_step(state: ts.TrainState, batches: tuple[Batch, ...], *, defs: dict[str, Any],
+                  config: ml_collections.ConfigDict):
+  """One whole d_iter cycle in one program: `content_d_step` on each batch but the last,
+  then `full_step` on the last (`train.fused_schedule`; the host then dispatches once per
+  cycle). Returns (new_state, full-step metrics, content-D losses [d_iter - 1])."""
+  losses = []
+  for batch in batches[:-1]:
+    state, metrics = content_d_step(state, batch, defs=defs, config=config)
+    losses.append(metrics["d/dis_c"])
+  state, metrics = full_step(state, batches[-1], defs=defs, config=config)
+  return state, metrics, jnp.stack(losses) if losses else jnp.zeros((0,), jnp.float32)
+
+
 def read_style(memory: memory_lib.Memory, content: jax.Array, target: str,
                rand_values: jax.Array | None = None, *, memory_config) -> jax.Array:
   """Test-time style map `[B, h, w, Cv]` of domain `target` ("a" or "b") for `content`.

@@ -149,6 +149,17 @@ class _Evaluator:
     return self._evaluate.headline(results, step)
 
 
+def _fuse_cycle(config: ml_collections.ConfigDict, step: int) -> bool:
+  """Whether the d_iter iterations from `step` run as one `steps.schedule_step`: with
+  `train.fused_schedule`, from a cycle's start, when no periodic action (log, samples,
+  checkpoint, evaluation) or the end falls strictly inside the cycle."""
+  t, n = config.train, config.train.d_iter
+  if not t.fused_schedule or n < 2 or step % n or step + n > t.num_steps:
+    return False
+  periods = [p for p in (t.log_every, t.sample_every, t.checkpoint_every, t.eval_every) if p > 0]
+  return not any(k % p == 0 for k in range(step + 1, step + n) for p in periods)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> ts.TrainState:
   """Trains (or resumes) in `workdir`; returns the final train state."""
   workdir = Path(workdir).absolute()
@@ -183,6 +194,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   jit_step = lambda fn: jax.jit(functools.partial(fn, defs=defs, config=config),
                                 donate_argnums=0, out_shardings=(replicated, replicated))
   full_step, content_d_step = jit_step(steps.full_step), jit_step(steps.content_d_step)
+  schedule_step = jax.jit(functools.partial(steps.schedule_step, defs=defs, config=config),
+                          donate_argnums=0)
+  d_iter = config.train.d_iter
   translate_fn = jax.jit(functools.partial(steps.translate, defs=defs,
                                            memory_config=config.memory),
                          static_argnames="direction")
@@ -198,18 +212,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   num_steps = config.train.num_steps
   progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
                                              every_steps=config.train.log_every)
-  step = int(state.step)
+  step = progress_step = int(state.step)
   pending: list[dict[str, jax.Array]] = []
   watch = _CollapseWatch()
   try:
     with _StopOnSignal() as stop:
       while step < num_steps and stop.received is None:
-        batch = sharding.put_batch(next(train_iter), mesh)
-        is_full = (step + 1) % config.train.d_iter == 0
-        state, metrics = (full_step if is_full else content_d_step)(state, batch)
-        step += 1
-        pending.append(metrics)
-        progress(step)
+        if _fuse_cycle(config, step):
+          batches = tuple(sharding.put_batch(next(train_iter), mesh) for _ in range(d_iter))
+          state, metrics, dis_c_losses = schedule_step(state, batches)
+          pending += [{"d/dis_c": loss} for loss in dis_c_losses] + [metrics]
+          step += d_iter
+        else:
+          batch = sharding.put_batch(next(train_iter), mesh)
+          is_full = (step + 1) % d_iter == 0
+          state, metrics = (full_step if is_full else content_d_step)(state, batch)
+          step += 1
+          pending.append(metrics)
+        for done_step in range(progress_step + 1, step + 1):
+          progress(done_step)   # clu's periodic actions expect to see every step
+        progress_step = step
         done = step == num_steps or stop.received is not None
         save = done or step % config.train.checkpoint_every == 0
         if pending and (save or step % config.train.log_every == 0):

@@ -7,13 +7,14 @@ The static graph definitions live beside the state, never inside it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 from flax import nnx
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from mguit_jax import memory as memory_lib
@@ -67,10 +68,66 @@ def _build(config: ml_collections.ConfigDict):
   return models.build_networks(config.model, rngs=nnx.Rngs(config.seed))
 
 
+# jax.checkpoint policies by name; "conv_outputs" keeps each conv's output and recomputes
+# the rest (pads, the conv's shifted input copies, norms, activations).
+REMAT_POLICIES = {
+    "nothing_saveable": jax.checkpoint_policies.nothing_saveable,
+    "conv_outputs": jax.checkpoint_policies.save_only_these_names(models.layers.CONV_OUTPUT),
+}
+
+
+class Rematerialised(NamedTuple):
+  """A network's graph definition whose calls `merge` wraps in `jax.checkpoint`."""
+  graphdef: Any
+  policy: str
+
+
+class _RematCall:
+  """Calls a network under `jax.checkpoint`: only what `policy` saves is kept for the
+  backward pass, the rest is recomputed (less memory, more compute)."""
+
+  def __init__(self, graphdef, params, policy: str):
+    self._graphdef, self._params = graphdef, params
+    self._policy = REMAT_POLICIES[policy]
+
+  def __call__(self, *args, **kwargs):
+    leaves, tree = jax.tree.flatten((args, kwargs))
+    is_array = [isinstance(x, (jax.Array, np.ndarray)) for x in leaves]
+
+    def call(params, arrays):
+      it = iter(arrays)
+      full = [next(it) if a else x for x, a in zip(leaves, is_array)]
+      a, kw = jax.tree.unflatten(tree, full)
+      return nnx.merge(self._graphdef, params)(*a, **kw)
+
+    arrays = [x for x, a in zip(leaves, is_array) if a]
+    return jax.checkpoint(call, policy=self._policy)(self._params, arrays)
+
+
 def graphdefs(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The static graph definitions of the networks (no parameters allocated)."""
+  """The static graph definitions of the networks (no parameters allocated).
+
+  Networks named in `config.model.remat` come as `Rematerialised` definitions.
+  """
   nets = nnx.eval_shape(lambda: _build(config))
-  return {name: nnx.graphdef(net) for name, net in nets.items()}
+  remat = remat_networks(config.model)
+  policy = config.model.get("remat_policy", "conv_outputs")
+  if remat and policy not in REMAT_POLICIES:
+    raise ValueError(f"config.model.remat_policy={policy!r}: expected one of "
+                     f"{tuple(REMAT_POLICIES)}")
+  return {name: Rematerialised(nnx.graphdef(net), policy) if name in remat
+          else nnx.graphdef(net) for name, net in nets.items()}
+
+
+def remat_networks(model_config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The networks named in `model.remat` (comma-separated; "all" = every network)."""
+  spec = model_config.get("remat", "")
+  names = models.NETWORK_NAMES if spec == "all" else tuple(n for n in spec.split(",") if n)
+  unknown = [n for n in names if n not in models.NETWORK_NAMES]
+  if unknown:
+    raise ValueError(f"config.model.remat={spec!r}: unknown network(s) {unknown}; expected "
+                     f"names from {models.NETWORK_NAMES} or 'all'")
+  return names
 
 
 def init_state(config: ml_collections.ConfigDict) -> TrainState:
@@ -89,7 +146,11 @@ def init_state(config: ml_collections.ConfigDict) -> TrainState:
 
 def merge(defs: dict[str, Any], params: dict[str, Any]) -> dict[str, nnx.Module]:
   """Networks built from graph definitions and (possibly traced) parameters."""
-  return {name: nnx.merge(defs[name], params[name]) for name in params}
+  def build(d, p):
+    if isinstance(d, Rematerialised):
+      return _RematCall(d.graphdef, p, d.policy)
+    return nnx.merge(d, p)
+  return {name: build(defs[name], params[name]) for name in params}
 
 
 def num_params(params: dict[str, Any]) -> dict[str, int]:

@@ -9,6 +9,7 @@ from mguit_jax.models.discriminators import ContentDiscriminator
 from mguit_jax.models.discriminators import MultiScaleDiscriminator
 from mguit_jax.models.encoders import ContentEncoder
 from mguit_jax.models.encoders import StyleEncoder
+from mguit_jax.models import layers
 from mguit_jax.models.generator import Generator
 from mguit_jax.models.layers import count_params
 
@@ -30,7 +31,7 @@ def build_networks(model_config: ml_collections.ConfigDict, *,
     return MultiScaleDiscriminator(
         width=m.dis_width, num_scales=m.dis_scales, norm=m.dis_norm, **init)
 
-  return {
+  nets = {
       "enc_c": ContentEncoder(width=m.enc_c_width, content_dim=m.content_dim, **init),
       "enc_s": StyleEncoder(width=m.enc_s_width, style_dim=m.style_dim, **init),
       "gen": Generator(content_dim=m.content_dim, style_dim=m.style_dim,
@@ -40,3 +41,6 @@ def build_networks(model_config: ml_collections.ConfigDict, *,
       "dis_c": ContentDiscriminator(
           content_dim=m.content_dim, width=m.dis_c_width, depth=m.get("dis_c_depth", 3), **init),
   }
+  for net in nets.values():
+    layers.set_compute_dtype(net, m.get("compute_dtype", "float32"))
+  return nets

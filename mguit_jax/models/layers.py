@@ -14,8 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
 EPS = 1e-5
+# The name of every conv's output, for rematerialisation policies that keep only those.
+CONV_OUTPUT = "conv_output"
 Pad = int | tuple[tuple[int, int], tuple[int, int]]
 
 
@@ -84,19 +87,23 @@ def torch_bias_init(fan_in: int) -> nnx.Initializer:
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
-           padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))) -> jax.Array:
+           padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
+           compute_dtype: str = "float32") -> jax.Array:
   """NHWC x HWIO convolution with zero padding; the fastest form for the backend.
 
   XLA's CPU convolutions reach a third to a half of its matmul throughput, so on
   CPU the conv is computed with matmuls (`_conv_as_matmuls`); elsewhere
-  (cuDNN, TPU) XLA's own convolution is the fast one.
+  (cuDNN, TPU) XLA's own convolution is the fast one. `compute_dtype="bfloat16"`
+  multiplies in bfloat16 and accumulates and returns float32 (mixed precision).
   """
+  x, kernel = x.astype(compute_dtype), kernel.astype(compute_dtype)
   if jax.default_backend() == "cpu":
     if padding != ((0, 0), (0, 0)):
       x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
     return _conv_as_matmuls(x, kernel, stride)
   return jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                      preferred_element_type=jnp.float32)
 
 
 def _space_to_depth(x: jax.Array, kernel: jax.Array, stride: int):
@@ -133,7 +140,8 @@ def _conv_as_matmuls(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
   h, w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
   cols = x if kw == 1 else jnp.concatenate([x[:, :, j:j + w] for j in range(kw)], axis=-1)
   taps = kernel.transpose(1, 2, 0, 3).reshape(kw * c, kh * o)
-  z = jnp.einsum("bhwc,co->bhwo", cols, taps).reshape(cols.shape[:3] + (kh, o))
+  z = jnp.einsum("bhwc,co->bhwo", cols, taps, preferred_element_type=jnp.float32)
+  z = z.reshape(cols.shape[:3] + (kh, o))
   return sum(z[:, i:i + h, :, i] for i in range(kh))
 
 
@@ -141,7 +149,10 @@ class Conv(nnx.Module):
   """Unpadded conv (callers pad explicitly) with the official initialisation.
 
   Parameters `kernel` [k, k, in, out] (HWIO) and `bias` [out], as nnx.Conv.
+  `compute_dtype` (see `conv2d`) is set for whole networks by `set_compute_dtype`.
   """
+
+  compute_dtype = "float32"
 
   def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, *,
                init_std: float, rngs: nnx.Rngs):
@@ -151,7 +162,8 @@ class Conv(nnx.Module):
     self.stride = stride
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return conv2d(x, self.kernel[...], self.stride) + self.bias[...]
+    y = conv2d(x, self.kernel[...], self.stride, compute_dtype=self.compute_dtype)
+    return checkpoint_name(y + self.bias[...], CONV_OUTPUT)
 
 
 
@@ -192,6 +204,8 @@ class ConvTranspose(nnx.Module):
   The bias init uses torch's ConvTranspose2d fan_in, out*k*k.
   """
 
+  compute_dtype = "float32"
+
   def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1,
                padding: int = 0, output_padding: int = 0, *, init_std: float,
                rngs: nnx.Rngs):
@@ -214,10 +228,22 @@ class ConvTranspose(nnx.Module):
     size = index.shape[0]
     w = taps[index].transpose(0, 1, 4, 2, 3, 5).reshape(size, size, cin, s * s * cout)
     pad = ((-d_min, d_max), (-d_min, d_max))
-    y = conv2d(x, w, 1, pad)
+    y = conv2d(x, w, 1, pad, compute_dtype=self.compute_dtype)
     b, h, wd, _ = y.shape
     y = y.reshape(b, h, wd, s, s, cout).transpose(0, 1, 3, 2, 4, 5)
-    return y.reshape(b, h * s, wd * s, cout) + self.bias[...]
+    return checkpoint_name(y.reshape(b, h * s, wd * s, cout) + self.bias[...], CONV_OUTPUT)
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def set_compute_dtype(module: nnx.Module, dtype: str) -> None:
+  """Sets the multiplication dtype of every conv in `module` (parameters stay float32)."""
+  if dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"config.model.compute_dtype={dtype!r}: expected one of {COMPUTE_DTYPES}")
+  for _, node in nnx.iter_graph(module):
+    if isinstance(node, (Conv, ConvTranspose)):
+      node.compute_dtype = dtype
 
 
 class LayerNorm(nnx.Module):
