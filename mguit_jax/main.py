@@ -47,9 +47,27 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def initialize_distributed() -> None:
+  """`jax.distributed.initialize` from the environment (launch/multihost.sh lists it).
+
+  TPU pods and SLURM/MPI clusters are detected by JAX itself; elsewhere set
+  JAX_COORDINATOR_ADDRESS (host:port of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+  Collectives between CPU devices of different processes use gloo.
+  """
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  kwargs = {}
+  for name, key in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+    if os.environ.get(name):
+      try:
+        kwargs[key] = int(os.environ[name])
+      except ValueError:
+        raise ValueError(f"{name}={os.environ[name]!r}: expected an integer") from None
+  jax.distributed.initialize(**kwargs)
+
+
 def main():
   if os.environ.get("MGUIT_DISTRIBUTED"):
-    jax.distributed.initialize()
+    initialize_distributed()
   logging.info("Config:\n%s", _CONFIG.value)
   train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
