@@ -212,12 +212,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   num_steps = config.train.num_steps
   progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
                                              every_steps=config.train.log_every)
-  step = progress_step = int(state.step)
+  step = int(state.step)
   pending: list[dict[str, jax.Array]] = []
   watch = _CollapseWatch()
   try:
     with _StopOnSignal() as stop:
       while step < num_steps and stop.received is None:
+        start = step
         if _fuse_cycle(config, step):
           batches = tuple(sharding.put_batch(next(train_iter), mesh) for _ in range(d_iter))
           state, metrics, dis_c_losses = schedule_step(state, batches)
@@ -229,9 +230,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
           state, metrics = (full_step if is_full else content_d_step)(state, batch)
           step += 1
           pending.append(metrics)
-        for done_step in range(progress_step + 1, step + 1):
+        for done_step in range(start + 1, step + 1):
           progress(done_step)   # clu's periodic actions expect to see every step
-        progress_step = step
         done = step == num_steps or stop.received is not None
         save = done or step % config.train.checkpoint_every == 0
         if pending and (save or step % config.train.log_every == 0):

@@ -6,14 +6,13 @@ device per process, reading its own shard of the data. The reference runs here o
 device with the two shards concatenated in process order, which is the global batch.
 """
 
+import functools
 import os
 import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
-
-import functools
 
 import jax
 import numpy as np
@@ -22,6 +21,7 @@ import pytest
 from configs import tiny
 from mguit_jax import checkpointing, data, sharding, steps
 from mguit_jax import train_state as ts
+from tests.training_checks import assert_same_first_iteration
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = {
@@ -130,16 +130,8 @@ def test_two_processes_train_and_resume_as_one(tmp_path):
   # memory to float32 rounding, gradients (Adam's first moments) in direction, parameters
   # within Adam's bound of 2 lr (the cycle path amplifies the other summation order of the
   # all-reduce, and Adam's first step moves every weight by ~lr whatever its gradient's size).
-  got, want = _restore(workdir, config, 3), want_states[3]
-  for a, b in zip(jax.tree.leaves(got.memory), jax.tree.leaves(want.memory)):
-    np.testing.assert_allclose(a, b, atol=1e-6)
-  for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(want.params)):
-    np.testing.assert_allclose(a, b, atol=2 * config.optim.lr * 1.001)
-  moments = lambda s: jax.tree.leaves([o[-1].mu for o in s.opt_state.values()])
-  for a, b in zip(moments(got), moments(want)):
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    if np.abs(a).max() > 1e-4:
-      assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) >= 0.999
+  assert_same_first_iteration(_restore(workdir, config, 3), want_states[3],
+                              lr=config.optim.lr, memory_atol=1e-6)
   # Later the runs drift as any two runs that differ in rounding do (a pixel's nearest memory
   # item can flip), but every parameter stays within 2 lr per full iteration of the
   # reference, before (step 6) and after (step 9) the resume, and the losses above agree.

@@ -13,20 +13,17 @@ import jax
 import numpy as np
 import pytest
 
-from configs import tiny
 from mguit_jax import data, sharding, steps
 from mguit_jax import train_state as ts
+from tests.training_checks import small_paper_config
 
 STEPS = 150
 
 
 def _config(data_dir):
-  config = tiny.get_config("preset=paper")
+  config = small_paper_config()
   config.data.data_dir = data_dir
-  config.data.crop_size = config.data.resize_short = 64
   config.data.batch_size = 1
-  config.model.dis_c_depth = 1
-  config.model.init_std = 0.02
   config.train.num_steps = STEPS
   config.optim.decay_start = 1.0
   return config

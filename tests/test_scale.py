@@ -8,16 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import tiny
 from mguit_jax import data, steps, train
 from mguit_jax import train_state as ts
+from tests.training_checks import max_abs_diff, small_paper_config
 
 
 def _config(**model):
-  config = tiny.get_config("preset=paper")
-  config.data.crop_size = config.data.resize_short = 64
-  config.model.dis_c_depth = 1
-  config.model.init_std = 0.02
+  config = small_paper_config()
   for key, value in model.items():
     config.model[key] = value
   return config
@@ -30,10 +27,6 @@ def _full_step(config):
 def _losses(metrics):
   return {k: float(v) for k, v in jax.device_get(metrics).items()
           if k.startswith(("g/", "d/", "mem/"))}
-
-
-def _max_diff(a, b):
-  return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +86,7 @@ def test_remat_recomputes_the_same_iteration(reference, policy):
   for key, value in ref.items():
     assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
   # Adam's first step is lr * sign-like: compare the memory, which has no such amplification.
-  assert _max_diff(new.memory, ref_state.memory) < 1e-5
+  assert max_abs_diff(new.memory, ref_state.memory) < 1e-5
 
 
 def test_remat_and_dtype_settings_are_checked():
@@ -128,9 +121,9 @@ def test_fused_schedule_equals_host_dispatch(reference):
   got, want = _losses(metrics), _losses(host_metrics)
   for key, value in want.items():
     assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
-  assert _max_diff(new.memory, host.memory) < 1e-5
+  assert max_abs_diff(new.memory, host.memory) < 1e-5
   # dis_c is updated by all d_iter iterations, Adam-normalised: parameters agree to ~lr*1e-3.
-  assert _max_diff(new.params["dis_c"], host.params["dis_c"]) < 1e-6
+  assert max_abs_diff(new.params["dis_c"], host.params["dis_c"]) < 1e-6
 
 
 def test_fused_cycles_leave_periodic_steps_to_host_dispatch():
