@@ -73,6 +73,9 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.data.synthetic.width = 480
   c.data.synthetic.num_train = 400   # scenes per domain (different scenes per domain)
   c.data.synthetic.num_test = 50     # paired held-out scenes
+  # > 0: each training image gets its own look (warmth and exposure of the light, drawn
+  # from [-looks, looks]), a style the scene does not decide; test scenes keep the central one.
+  c.data.synthetic.looks = 0.0
 
   # Networks (DESIGN §2). Widths are the official ones.
   c.model = ml_collections.ConfigDict()

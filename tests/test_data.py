@@ -105,6 +105,53 @@ def test_domains_change_each_class_differently():
   assert windows > 16 * 100                                      # windows light up
 
 
+def test_looks_change_the_light_not_the_scene():
+  scene = synthetic.make_scene(0, 5, 216, 288)
+  np.testing.assert_array_equal(synthetic.render(scene, "night", (0.0, 0.0)),
+                                synthetic.render(scene, "night"))
+  top = int(0.3 * scene.horizon)
+  for domain in synthetic.DOMAINS:
+    cool, warm = (synthetic.render(scene, domain, (w, 0.0)).astype(np.float32) for w in (-1, 1))
+    dark, bright = (synthetic.render(scene, domain, (0.0, e)).astype(np.float32) for e in (-1, 1))
+    red_over_blue = lambda img: img[..., 0].mean() / img[..., 2].mean()
+    assert red_over_blue(warm) > 1.5 * red_over_blue(cool), domain
+    assert bright.mean() > 1.5 * dark.mean(), domain
+    # The scene stays: edges (row differences) agree in sign where they are strong.
+    d_warm, d_cool = np.diff(warm.mean(-1), axis=0), np.diff(cool.mean(-1), axis=0)
+    strong = np.abs(d_cool) > 20
+    assert strong.sum() > 500 and (np.sign(d_warm[strong]) == np.sign(d_cool[strong])).mean() > 0.95
+  night_sky = lambda w: synthetic.render(scene, "night", (w, 0.0))[:top].astype(np.float32)
+  assert night_sky(1)[..., 0].mean() > night_sky(-1)[..., 0].mean() + 15   # sodium glow
+  assert night_sky(-1)[..., 2].mean() > night_sky(1)[..., 2].mean() + 15   # moonlit blue
+  looks = np.array([synthetic.sample_look(0, i, "night", 0.5) for i in range(200)])
+  assert np.abs(looks).max() <= 0.5 and looks.std(0).min() > 0.25   # uniform on [-0.5, 0.5]
+  assert synthetic.sample_look(0, 3, "night", 0.5) == synthetic.sample_look(0, 3, "night", 0.5)
+  assert synthetic.sample_look(0, 3, "night", 0.5) != synthetic.sample_look(0, 3, "sunny", 0.5)
+  assert synthetic.sample_look(0, 3, "sunny", 0.0) == (0.0, 0.0)
+  with pytest.raises(ValueError, match=r"look amount 1.5"):
+    synthetic.sample_look(0, 3, "sunny", 1.5)
+
+
+def test_looks_render_training_images_only(tmp_path):
+  cfg = synthetic_tfds.builder_config(64, 64, num_train=2, num_test=1, looks=1.0)
+  assert cfg.name == "64x64_train2_test1_seed0_looks1"
+  builder = synthetic_tfds.SyntheticStreets(data_dir=str(tmp_path), file_format="array_record",
+                                            config=cfg)
+  builder.download_and_prepare()
+  record = lambda split, scene: next(r for r in (builder.as_data_source(split)[i] for i in range(
+      len(builder.as_data_source(split)))) if r["scene"] == scene)
+  scene = synthetic.make_scene(0, 1, 64, 64)   # train_b scene 0
+  look = synthetic.sample_look(0, 1, "night", 1.0)
+  assert look != (0.0, 0.0)
+  np.testing.assert_array_equal(record("train_b", 0)["image_b"],
+                                synthetic.render(scene, "night", look))
+  want = synthetic.render_pair(0, 2, 64, 64)   # test scene 0: the central looks
+  np.testing.assert_array_equal(record("test", 0)["image_a"], want["image_a"])
+  np.testing.assert_array_equal(record("test", 0)["image_b"], want["image_b"])
+  with pytest.raises(ValueError, match=r"config.data.synthetic.looks=2"):
+    synthetic_tfds.builder_config(64, 64, 2, 1, looks=2.0)
+
+
 # ----------------------------------------------------------------------- TFDS builder
 
 

@@ -328,15 +328,16 @@ def _synthetic_domains(config) -> tuple[str, str]:
 def _synthetic_builder(config) -> synthetic_tfds.SyntheticStreets:
   syn = config.data.synthetic
   return _cached_builder(config.data.data_dir, syn.height, syn.width, syn.num_train,
-                         syn.num_test)
+                         syn.num_test, float(syn.looks))
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_builder(data_dir: str, height: int, width: int, num_train: int, num_test: int):
+def _cached_builder(data_dir: str, height: int, width: int, num_train: int, num_test: int,
+                    looks: float):
   """One builder per dataset and process (TFDS logs a line for each one made)."""
   return synthetic_tfds.SyntheticStreets(
       data_dir=data_dir, file_format="array_record",
-      config=synthetic_tfds.builder_config(height, width, num_train, num_test))
+      config=synthetic_tfds.builder_config(height, width, num_train, num_test, looks=looks))
 
 
 def _synthetic_source(config, split: str, image_fields):

@@ -233,8 +233,12 @@ def _cull(objs: list[Obj], height: int, width: int) -> tuple[Obj, ...]:
 # ---------------------------------------------------------------------------- rendering
 
 
-def render(scene: Scene, domain: str) -> np.ndarray:
-  """Renders `scene` in `domain` ('sunny' or 'night') as uint8 [H, W, 3]."""
+def render(scene: Scene, domain: str, look: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+  """Renders `scene` in `domain` ('sunny' or 'night') as uint8 [H, W, 3].
+
+  `look` = (warmth, exposure), each in [-1, 1]: the domain's appearance apart from the
+  scene (see `_apply_look`); (0, 0) is the domain's central look.
+  """
   if domain not in DOMAINS:
     raise ValueError(f"domain={domain!r}: expected one of {DOMAINS}")
   night = domain == "night"
@@ -248,6 +252,7 @@ def render(scene: Scene, domain: str) -> np.ndarray:
   _street_lamps(scene, img, night)
   for obj in scene.objects:
     {CAR: _car, SIGN: _sign, PERSON: _person}[obj.label](scene, img, obj, night)
+  img = _apply_look(img, look, night)
   rng = np.random.default_rng([scene.noise_seed, int(night)])
   img += rng.standard_normal(img.shape, dtype=np.float32) * (3.0 if night else 2.0)
   return np.clip(np.rint(img), 0, 255).astype(np.uint8)
@@ -259,6 +264,35 @@ def render_pair(seed: int, index: int, height: int, width: int) -> dict[str, np.
   boxes, labels = scene.annotations()
   return {"image_a": render(scene, "sunny"), "image_b": render(scene, "night"),
           "boxes": boxes, "labels": labels}
+
+
+def sample_look(seed: int, index: int, domain: str, amount: float) -> tuple[float, float]:
+  """The look of rendering `index` of stream `seed` in `domain`: (warmth, exposure) drawn
+  uniformly from [-amount, amount] (amount 0: the central look), independently of the scene
+  and of the other domain's rendering."""
+  if not 0.0 <= amount <= 1.0:
+    raise ValueError(f"look amount {amount}: expected a value in [0, 1]")
+  rng = np.random.default_rng([seed, index, DOMAINS.index(domain), 7919])
+  warmth, exposure = rng.uniform(-amount, amount, 2) if amount else (0.0, 0.0)
+  return float(warmth), float(exposure)
+
+
+def _apply_look(img, look, night):
+  """Colour of the light, a style that varies between renderings of one domain.
+
+  Sunny: warmth tints from a cool blue-white day (-1) to a golden afternoon (+1), exposure
+  scales brightness by 2^(+-0.35). Night: warmth moves the light from moonlit blue (-1) to
+  sodium orange (+1), lamps, windows and the sky glow alike; exposure by 2^(+-0.5).
+  """
+  warmth, exposure = look
+  if not (warmth or exposure):
+    return img
+  if night:
+    gain = np.float32((1 + 0.35 * warmth, 1 + 0.05 * warmth, 1 - 0.35 * warmth))
+    glow = np.float32((30, 14, 0)) * max(warmth, 0) + np.float32((0, 6, 26)) * max(-warmth, 0)
+    return (img * gain + glow) * np.float32(2 ** (0.5 * exposure))
+  gain = np.float32((1 + 0.18 * warmth, 1 + 0.02 * warmth, 1 - 0.22 * warmth))
+  return img * gain * np.float32(2 ** (0.35 * exposure))
 
 
 def _mix(a, b, t):

@@ -11,6 +11,11 @@ Every record has the same features (TFDS has one schema for all splits):
 of the scene within its split). A train split holds only its own domain's image; the
 other image field is a 1x1 black placeholder that nothing reads.
 
+With `looks` > 0 each training image is rendered in a look of its own (warmth and
+exposure of the light, `synthetic.sample_look`), a style that the scene does not decide;
+the test scenes keep each domain's central look, so the paired ground truth is the
+translation that a deterministic (average-style) output should match.
+
 Written as array_record and read with `builder.as_data_source(split)`, which needs no
 TensorFlow. Records come back in hashed order; `scene` gives the generation order.
 """
@@ -41,20 +46,26 @@ class SyntheticStreetsConfig(tfds.core.BuilderConfig):
   num_train: int = 200
   num_test: int = 20
   seed: int = 0
+  looks: float = 0.0
 
 
 def builder_config(height: int, width: int, num_train: int, num_test: int,
-                   seed: int = 0) -> SyntheticStreetsConfig:
+                   seed: int = 0, looks: float = 0.0) -> SyntheticStreetsConfig:
   """The config for these parameters; its name keeps different configs' files apart."""
   for field, value, least in (("height", height, 32), ("width", width, 32),
                               ("num_train", num_train, 1), ("num_test", num_test, 1)):
     if value < least:   # TFDS cannot write an empty split
       raise ValueError(f"config.data.synthetic.{field}={value}: expected at least {least}")
+  if not 0.0 <= looks <= 1.0:
+    raise ValueError(f"config.data.synthetic.looks={looks}: expected a value in [0, 1]")
+  suffix = f"_looks{looks:g}" if looks else ""
   return SyntheticStreetsConfig(
-      name=f"{height}x{width}_train{num_train}_test{num_test}_seed{seed}",
+      name=f"{height}x{width}_train{num_train}_test{num_test}_seed{seed}{suffix}",
       description=f"{height}x{width} images, {num_train} train scenes per domain, "
-                  f"{num_test} paired test scenes, scene seed {seed}.",
-      height=height, width=width, num_train=num_train, num_test=num_test, seed=seed)
+                  f"{num_test} paired test scenes, scene seed {seed}, "
+                  f"training looks drawn from [-{looks:g}, {looks:g}].",
+      height=height, width=width, num_train=num_train, num_test=num_test, seed=seed,
+      looks=looks)
 
 
 class SyntheticStreets(tfds.core.GeneratorBasedBuilder):
@@ -96,14 +107,21 @@ class SyntheticStreets(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split: str, count: int):
     cfg = self.builder_config
     placeholder = _png(np.zeros((1, 1, 3), np.uint8))
+    looks = 0.0 if split == "test" else cfg.looks
     for i in range(count):
-      scene = synthetic.make_scene(cfg.seed, 3 * i + _STREAM[split], cfg.height, cfg.width)
+      index = 3 * i + _STREAM[split]
+      scene = synthetic.make_scene(cfg.seed, index, cfg.height, cfg.width)
       boxes, labels = scene.annotations()
-      render_a = split in ("train_a", "test")
-      render_b = split in ("train_b", "test")
+
+      def image(domain, rendered):
+        if not rendered:
+          return placeholder
+        look = synthetic.sample_look(cfg.seed, index, domain, looks)
+        return _png(synthetic.render(scene, domain, look))
+
       yield i, {
-          "image_a": _png(synthetic.render(scene, "sunny")) if render_a else placeholder,
-          "image_b": _png(synthetic.render(scene, "night")) if render_b else placeholder,
+          "image_a": image("sunny", split in ("train_a", "test")),
+          "image_b": image("night", split in ("train_b", "test")),
           "boxes": boxes,
           "labels": labels,
           "scene": i,
