@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from mguit_jax import checkpointing, convert, parity, samples, steps, train, translate
+from mguit_jax import checkpointing, convert, samples, steps, train, translate
 from mguit_jax.data import pipeline
 from mguit_jax import train_state as ts
+from tests.parity import harness as parity
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ maps, sizes (10, 5, 2, 3)), from the initial memory of `inputs.npz` with the
 recorded random values injected, to 1e-5 max-abs; the items each pixel is
 assigned to (update top-1, loss targets) exactly. case1 has a class present
 only in domain A (the read-only path) and overlapping class-1 and class-2 boxes.
-Comparisons: `mguit_jax.parity`.
+Comparisons: `tests/parity/harness.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from configs import tiny
-from mguit_jax import parity
+from tests.parity import harness as parity
 
 pytestmark = pytest.mark.parity
 

@@ -2,7 +2,7 @@
 
 Whole networks on the shared 216x216 inputs (`modules.npz`, 1e-4 max-abs) and
 every block, plus the leaf layers of one block per kind, on small inputs
-(`blocks.npz`, 1e-5), each fed its golden input. Comparisons: `mguit_jax.parity`.
+(`blocks.npz`, 1e-5), each fed its golden input. Comparisons: `tests/parity/harness.py`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from configs import tiny
-from mguit_jax import parity
+from tests.parity import harness as parity
 
 pytestmark = pytest.mark.parity
 

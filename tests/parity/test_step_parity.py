@@ -5,7 +5,7 @@ content-discriminator-only iteration from the official initial parameters, with
 the official random draws injected through `full_step(randoms=...)`: the 21
 losses (1e-5 relative), the memory after (1e-5), every gradient, every
 parameter after Adam, and our optimiser applied to the golden gradients.
-Gradient tolerances follow what float32 resolves (see `mguit_jax.parity`):
+Gradient tolerances follow what float32 resolves (see `tests/parity/harness.py`):
 the cycle path through instance norm (content encoder, generator) to 3e-2
 relative L2 with cosine >= 0.999; biases with a true gradient of exactly zero
 and six style-encoder biases with a near-cancelling one, named in
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from mguit_jax import parity
+from tests.parity import harness as parity
 
 pytestmark = pytest.mark.parity
 

@@ -1,9 +1,9 @@
 r"""Prints the numerical parity with the official PyTorch MGUIT as a table.
 
-  python -m mguit_jax.parity_report                      # every suite
-  python -m mguit_jax.parity_report --suites=memory,networks --verbose
+  python -m tests.parity.report                      # every suite (from the repository root)
+  python -m tests.parity.report --suites=memory,networks --verbose
 
-Runs the comparisons of `mguit_jax.parity` (the ones `pytest -m parity`
+Runs the comparisons of `tests/parity/harness.py` (the ones `pytest -m parity`
 asserts) against the golden tensors and prints, per group of tensors and
 tolerance class, the worst max-abs error, max relative error (max-abs over the
 golden's largest magnitude), relative L2 error and smallest cosine, the
@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mguit_jax import parity
+from tests.parity import harness as parity
 
 
 def _define_flags() -> None:

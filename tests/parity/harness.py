@@ -1,13 +1,13 @@
 """Numerical parity with the official PyTorch MGUIT, against its golden tensors.
 
-The goldens (`tests/testdata/*.npz`, each with a `meta/description`) are outputs
+The goldens (`tests/testdata/mguit/*.npz`, each with a `meta/description`) are outputs
 of the official code (commit e3bd2bd, float32, CPU) at the reduced widths of
 configs/tiny.py: per-block activations (`blocks.npz`), whole networks on
 216x216 inputs (`modules.npz`), the memory module on two synthetic cases
 (`memory.npz`), and one full training iteration plus one content-discriminator-
 only iteration with their recorded random draws (`train_step.npz`). Every
 comparison lives here; `pytest -m parity` asserts on the results and
-`python -m mguit_jax.parity_report` prints them as a table.
+`python -m tests.parity.report` prints them as a table.
 
 Errors per tensor, in float64: max_abs = max |ours - golden|, max_rel =
 max_abs / max |golden|, rel_l2 = |ours - golden| / |golden| (L2), and the cosine
@@ -60,7 +60,7 @@ from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
 from mguit_jax.models import layers
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "tests" / "testdata"
+DATA_DIR = Path(__file__).resolve().parents[1] / "testdata" / "mguit"
 FILES = ("inputs.npz", "modules.npz", "blocks.npz", "memory.npz", "train_step.npz")
 # The official class names of our networks, in the goldens' keys.
 OFFICIAL = convert.OFFICIAL_NAMES
