@@ -9,12 +9,15 @@ from PIL import Image
 
 
 def to_uint8(images) -> np.ndarray:
-  """[-1,1] float images -> uint8."""
+  """[-1,1] float images -> uint8 (uint8 images pass through)."""
+  if np.asarray(images).dtype == np.uint8:
+    return np.asarray(images)
   return np.clip((np.asarray(images, np.float32) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
 def grid(rows: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
-  """Tiles rows of equally sized [H,W,3] images into one uint8 image, white padding."""
+  """Tiles rows of equally sized [H,W,3] images (uint8, or floats in [-1, 1]) into one uint8
+  image, white padding."""
   h, w = rows[0][0].shape[:2]
   ncols = max(len(r) for r in rows)
   out = np.full((len(rows) * (h + pad) + pad, ncols * (w + pad) + pad, 3), 255, np.uint8)

@@ -1,4 +1,4 @@
-"""The two training iterations and the inference translation, as pure functions.
+"""The training iterations, as pure functions.
 
 `full_step` runs one whole MGUIT iteration in the official order:
   1. encode both domains, update and read the memory, translate (self, cross,
@@ -263,37 +263,3 @@ def schedule_step(state: ts.TrainState, batches: tuple[Batch, ...], *, defs: dic
     losses.append(metrics["d/dis_c"])
   state, metrics = full_step(state, batches[-1], defs=defs, config=config)
   return state, metrics, jnp.stack(losses) if losses else jnp.zeros((0,), jnp.float32)
-
-
-def read_style(memory: memory_lib.Memory, content: jax.Array, target: str,
-               rand_values: jax.Array | None = None, *, memory_config) -> jax.Array:
-  """Test-time style map `[B, h, w, Cv]` of domain `target` ("a" or "b") for `content`.
-
-  With memory: the class-agnostic read of the stored values, or of `rand_values`
-  ([N, Cv], a random style) when given. Without (the no-memory baseline,
-  `memory_config.enabled` False): the first row broadcast, i.e. the running mean
-  of the target domain's global styles, or the random vector `rand_values[0]`.
-  """
-  values = getattr(memory, f"values_{target}") if rand_values is None else rand_values
-  if memory_config.enabled:
-    return memory_lib.read_all(memory.keys, values, content,
-                               memory_config.attention_temperature)
-  return memory_lib.broadcast_style(values[0], content)
-
-
-def translate(params: dict[str, Any], memory: memory_lib.Memory, images: jax.Array, *,
-              defs: dict[str, Any], direction: str, memory_config,
-              rand_values: jax.Array | None = None) -> jax.Array:
-  """Translates images (no boxes needed): class-agnostic memory read, no noise.
-
-  direction: "a2b" or "b2a". With `rand_values` ([N, Cv]) the memory's attention
-  is applied to those values instead of the stored ones (a random style).
-  `memory_config` is the run's `config.memory` (no-memory baseline, temperature).
-  """
-  if direction not in ("a2b", "b2a"):
-    raise ValueError(f"direction={direction!r}: expected 'a2b' or 'b2a'")
-  src, tgt = direction[0], direction[2]
-  nets = ts.merge(defs, {k: params[k] for k in ("enc_c", "gen")})
-  content = nets["enc_c"](images, src)
-  style = read_style(memory, content, tgt, rand_values, memory_config=memory_config)
-  return nets["gen"](content, style, tgt, noise=None)

@@ -16,7 +16,6 @@ import ml_collections
 import numpy as np
 
 from mguit_jax import checkpointing, data, samples, sharding, steps, translate
-from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
 from mguit_jax.models import discriminators
 
@@ -101,20 +100,35 @@ def _check_finite(metrics: dict[str, float], step: int, last_saved: int | None, 
         "Try a lower config.optim.lr or check the input data.")
 
 
-def _sample_grid(translate_fn, state, pairs, rand_values, paired: bool) -> np.ndarray:
-  """Rows per test image: input, translation, 2 random styles, cycle, and with `paired`
-  truth, the same scene rendered in the target domain."""
-  p, m = state.params, state.memory
+def _sample_grid(translator: translate.Translator, pairs, paired: bool, seed: int) -> np.ndarray:
+  """Rows per test image: input, translation (stored style), 2 random styles (drawn from
+  `seed`), cycle and, with `paired` truth, the same scene rendered in the target domain."""
   rows = []
-  for src, tgt, x, truth in (("a", "b", pairs["image_a"], pairs["image_b"]),
-                             ("b", "a", pairs["image_b"], pairs["image_a"])):
-    fwd, back = f"{src}2{tgt}", f"{tgt}2{src}"
-    out = translate_fn(p, m, x, direction=fwd)
-    rand = [translate_fn(p, m, x, direction=fwd, rand_values=r) for r in rand_values]
-    cyc = translate_fn(p, m, out, direction=back)
-    cols = [x, out, *rand, cyc] + ([truth] if paired else [])
-    rows += [[np.asarray(c[i]) for c in cols] for i in range(x.shape[0])]
+  for src, tgt in (("a", "b"), ("b", "a")):
+    x, truth = samples.to_uint8(pairs[f"image_{src}"]), samples.to_uint8(pairs[f"image_{tgt}"])
+    out = translator.translate(x, f"{src}2{tgt}", num_styles=2, seed=seed)   # [B, 3, H, W, 3]
+    cycle = translator.translate(out[:, 0], f"{tgt}2{src}")[:, 0]
+    cols = [x, *np.moveaxis(out, 1, 0), cycle] + ([truth] if paired else [])
+    rows += [[c[i] for c in cols] for i in range(len(x))]
   return samples.grid(rows)
+
+
+class _LiveTranslator:
+  """The one `translate.Translator` of a run (samples and evaluation): compiled once, then
+  given the live parameters and memory whenever it is asked for."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config, self._translator = config, None
+
+  def __call__(self, state: ts.TrainState, step: int) -> translate.Translator:
+    # Host copies: the translator runs on this process's own device (several processes).
+    params, memory = jax.device_get(
+        ({k: state.params[k] for k in translate.INFERENCE_NETWORKS}, state.memory))
+    if self._translator is None:
+      self._translator = translate.Translator(self.config, params, memory, step)
+    else:
+      self._translator.set_state(params, memory, step)
+    return self._translator
 
 
 class _Evaluator:
@@ -128,7 +142,6 @@ class _Evaluator:
     self.config, self.workdir = config, workdir
     self.metrics = [m for m in config.train.eval_metrics.split(",") if m]
     self.every = config.train.eval_every
-    self._translator = None
     if self.metrics:
       self._evaluate = importlib.import_module("mguit_jax.evaluate")
       self._evaluate.check_requirements(config, self.metrics)   # fail before training
@@ -136,14 +149,9 @@ class _Evaluator:
   def due(self, step: int, done: bool) -> bool:
     return bool(self.metrics) and (done or (self.every > 0 and step % self.every == 0))
 
-  def __call__(self, state: ts.TrainState, step: int) -> dict[str, float]:
-    params = {k: state.params[k] for k in translate.INFERENCE_NETWORKS}
-    if self._translator is None:
-      self._translator = translate.Translator(self.config, params, state.memory, step)
-    else:
-      self._translator.set_state(params, state.memory, step)
+  def __call__(self, translator: translate.Translator) -> dict[str, float]:
     return self._evaluate.evaluate(self.workdir, config=self.config, metrics=self.metrics,
-                                   translator=self._translator, overwrite=True)
+                                   translator=translator, overwrite=True)
 
   def headline(self, results: dict[str, float], step: int) -> str:
     return self._evaluate.headline(results, step)
@@ -197,14 +205,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   schedule_step = jax.jit(functools.partial(steps.schedule_step, defs=defs, config=config),
                           donate_argnums=0)
   d_iter = config.train.d_iter
-  translate_fn = jax.jit(functools.partial(steps.translate, defs=defs,
-                                           memory_config=config.memory),
-                         static_argnames="direction")
   pairs = data.load_test_pairs(config, config.train.num_samples)
   evaluator = _Evaluator(config, workdir)
-  rand_values = memory_lib.random_values(
-      jax.random.key(config.seed + 1), (2, sum(config.memory.sizes), config.model.style_dim),
-      config.memory)
+  live_translator = _LiveTranslator(config)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   if last_saved is None:
@@ -242,8 +245,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
           writer.write_scalars(step, means)
         if done or step % config.train.sample_every == 0:
           with progress.timed("samples"):
-            image = _sample_grid(translate_fn, state, pairs, rand_values,
-                                 data.has_paired_truth(config))
+            image = _sample_grid(live_translator(state, step), pairs,
+                                 data.has_paired_truth(config), seed=config.seed + 1)
             samples.save_png(image, workdir / "samples" / f"step_{step:07d}.png")
             writer.write_images(step, {"samples": image[None]})
         if save:
@@ -252,7 +255,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             last_saved = step
         if evaluator.due(step, step == num_steps):
           with progress.timed("evaluation"):
-            results = evaluator(state, step)
+            results = evaluator(live_translator(state, step))
           if step == num_steps:
             print(evaluator.headline(results, step), flush=True)
   finally:

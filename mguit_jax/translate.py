@@ -26,7 +26,7 @@ import orbax.checkpoint as ocp
 from PIL import Image
 import tqdm
 
-from mguit_jax import checkpointing, cli, samples, steps
+from mguit_jax import checkpointing, cli, samples
 from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
 from mguit_jax.data import pipeline, transforms
@@ -58,6 +58,22 @@ def _restore_inference(step_dir: Path):
   return saved_config, restored["params"], memory
 
 
+def read_style(memory: memory_lib.Memory, content: jax.Array, target: str,
+               rand_values: jax.Array | None = None, *, memory_config) -> jax.Array:
+  """Test-time style map `[B, h, w, Cv]` of domain `target` ("a" or "b") for `content`.
+
+  With memory: the class-agnostic read of the stored values, or of `rand_values`
+  ([N, Cv], a random style) when given. Without (the no-memory baseline,
+  `memory_config.enabled` False): the first row broadcast, i.e. the running mean
+  of the target domain's global styles, or the random vector `rand_values[0]`.
+  """
+  values = getattr(memory, f"values_{target}") if rand_values is None else rand_values
+  if memory_config.enabled:
+    return memory_lib.read_all(memory.keys, values, content,
+                               memory_config.attention_temperature)
+  return memory_lib.broadcast_style(values[0], content)
+
+
 def _translate_batch(params, memory, images, values, *, defs, direction, memory_config):
   """uint8 [B, H, W, 3] (H, W multiples of 4), values [S, N, Cv] -> [B, S, H, W, 3] in [-1, 1].
 
@@ -69,7 +85,7 @@ def _translate_batch(params, memory, images, values, *, defs, direction, memory_
   content = nets["enc_c"](pipeline.normalize(images), src)
 
   def generate(vals):
-    style = steps.read_style(memory, content, tgt, vals, memory_config=memory_config)
+    style = read_style(memory, content, tgt, vals, memory_config=memory_config)
     return nets["gen"](content, style, tgt, noise=None)
 
   return jnp.moveaxis(jax.lax.map(generate, values), 0, 1)
