@@ -48,10 +48,15 @@ def make_optimizer(optim: ml_collections.ConfigDict, name: str) -> optax.Gradien
 
 
 def learning_rate(config: ml_collections.ConfigDict, step: jax.Array, name: str) -> jax.Array:
-  """lr of network `name` at iteration `step`: constant, then linear decay to 0."""
+  """lr of network `name` at iteration `step`: constant, then linear decay to 0.
+
+  With `optim.decay_start` >= 1 the run never decays, and the compiled steps do not depend
+  on `train.num_steps` (runs of other lengths reuse them).
+  """
   total = config.train.num_steps
   decay_start = int(config.optim.decay_start * total)
-  factor = jnp.clip((total - step) / max(total - decay_start, 1), 0.0, 1.0)
+  factor = 1.0 if config.optim.decay_start >= 1.0 else jnp.clip(
+      (total - step) / max(total - decay_start, 1), 0.0, 1.0)
   scale = config.optim.dis_c_lr_scale if name == "dis_c" else 1.0
   return config.optim.lr * scale * factor
 

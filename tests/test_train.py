@@ -133,6 +133,8 @@ def _cli(*args, **kwargs):
 def test_cli_trains_and_exits_cleanly_on_sigterm(data_dir, tmp_path):
   proc = _cli("--config", "configs/tiny.py", "--workdir", str(tmp_path),
               f"--config.data.data_dir={data_dir}", "--config.train.num_steps=100000",
+              # As _config: the steps the in-process runs compiled (persistent cache).
+              "--config.optim.decay_start=1.0", "--config.train.num_devices=1",
               *(f"--config.{k}={v}" for k, v in SMALL.items()))
   first_sample = tmp_path / "samples" / "step_0000003.png"
   deadline = time.time() + 300
