@@ -121,6 +121,8 @@ class _LiveTranslator:
     self.config, self._translator = config, None
 
   def __call__(self, state: ts.TrainState, step: int) -> translate.Translator:
+    if self._translator is not None and self._translator.step == step:
+      return self._translator   # samples and evaluation of the same step
     # Host copies: the translator runs on this process's own device (several processes).
     params, memory = jax.device_get(
         ({k: state.params[k] for k in translate.INFERENCE_NETWORKS}, state.memory))

@@ -21,12 +21,11 @@ import pytest
 from configs import tiny
 from mguit_jax import checkpointing, data, sharding, steps
 from mguit_jax import train_state as ts
-from tests.training_checks import assert_same_first_iteration
+from tests.training_checks import SMALL_CROPS, assert_same_first_iteration
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = {
-    "data.crop_size": 64, "data.resize_short": 64, "data.batch_size": 2,
-    "model.dis_c_depth": 1, "model.init_std": 0.02,
+    **SMALL_CROPS, "data.batch_size": 2, "model.init_std": 0.02,
     "optim.decay_start": 1.0,   # constant lr: the 6- and 9-step runs share compiled steps
     "train.checkpoint_every": 3, "train.log_every": 1, "train.sample_every": 1000,
     "train.eval_metrics": "",
@@ -35,9 +34,8 @@ OVERRIDES = {
 
 def _config(data_dir, num_steps):
   config = tiny.get_config("preset=paper")
-  for key, value in {**OVERRIDES, "data.data_dir": data_dir, "train.num_steps": num_steps}.items():
-    section, field = key.split(".")
-    config[section][field] = value
+  config.update_from_flattened_dict(
+      {**OVERRIDES, "data.data_dir": data_dir, "train.num_steps": num_steps})
   return config
 
 

@@ -11,7 +11,8 @@ from configs import tiny
 from mguit_jax import data
 from mguit_jax import sharding, steps
 from mguit_jax import train_state as ts
-from tests.training_checks import assert_same_first_iteration, max_abs_diff, small_paper_config
+from tests.training_checks import (SMALL_CROPS, assert_same_first_iteration, max_abs_diff,
+                                   small_paper_config)
 
 
 def make_batch(config, batch_size=None, seed=0):
@@ -107,8 +108,7 @@ def test_data_parallel_matches_single_device():
   assert jax.device_count() >= 4, "conftest sets 4 CPU devices"
   config = tiny.get_config()
   config.data.batch_size = 4
-  config.data.crop_size = config.data.resize_short = 64   # batch 4 at 216 px would dominate
-  config.model.dis_c_depth = 1
+  config.update_from_flattened_dict(SMALL_CROPS)   # batch 4 at 216 px would dominate
   defs = ts.graphdefs(config)
   batch = make_batch(config, seed=3)
   results = []

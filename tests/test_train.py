@@ -13,6 +13,7 @@ import pytest
 
 from configs import tiny
 from mguit_jax import checkpointing, train, translate
+from tests.training_checks import SMALL_CROPS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,16 +23,10 @@ def data_dir(tmp_path_factory):
   return str(tmp_path_factory.mktemp("tfds"))
 
 
-# The loop's behaviour does not depend on the crop: 64 px (content discriminator depth 1).
-SMALL = {"data.crop_size": 64, "data.resize_short": 64, "model.dis_c_depth": 1}
-
-
 def _config(data_dir, **train_overrides):
   config = tiny.get_config()
   config.data.data_dir = data_dir
-  for key, value in SMALL.items():
-    section, field = key.split(".")
-    config[section][field] = value
+  config.update_from_flattened_dict(SMALL_CROPS)
   config.optim.decay_start = 1.0  # constant lr: a run's lr does not depend on num_steps
   config.train.num_devices = 1     # conftest's 4 CPU devices are for the data-parallel test
   for k, v in train_overrides.items():
@@ -135,7 +130,7 @@ def test_cli_trains_and_exits_cleanly_on_sigterm(data_dir, tmp_path):
               f"--config.data.data_dir={data_dir}", "--config.train.num_steps=100000",
               # As _config: the steps the in-process runs compiled (persistent cache).
               "--config.optim.decay_start=1.0", "--config.train.num_devices=1",
-              *(f"--config.{k}={v}" for k, v in SMALL.items()))
+              *(f"--config.{k}={v}" for k, v in SMALL_CROPS.items()))
   first_sample = tmp_path / "samples" / "step_0000003.png"
   deadline = time.time() + 300
   while not first_sample.exists() and proc.poll() is None and time.time() < deadline:
