@@ -1,7 +1,8 @@
 """Shared config pieces: argument parsing and the full-size MGUIT defaults.
 
-Every config file's `get_config(arg)` starts from `base_config(preset)` and
-overrides what differs. Presets (DESIGN §4):
+Every config file's `get_config(arg)` starts from `base_config(preset, method)` and
+overrides what differs. The method (`mguit_jax/methods`) adds the fields only it reads.
+Presets (DESIGN §4):
 
 * `paper`: the paper's settings where it is explicit, DRIT's where it defers.
 * `official`: the released PyTorch code (what the parity goldens test).
@@ -10,6 +11,8 @@ overrides what differs. Presets (DESIGN §4):
 from __future__ import annotations
 
 import ml_collections
+
+from mguit_jax import methods
 
 PRESETS = ("paper", "official")
 
@@ -37,12 +40,13 @@ def parse_arg(arg: str | None, **defaults):
   return parsed
 
 
-def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
-  """Full-size MGUIT on INIT-like data at 360x360, batch 1."""
+def base_config(preset: str = "paper", method: str = "mguit") -> ml_collections.ConfigDict:
+  """Full-size `method` (default MGUIT) on INIT-like data at 360x360, batch 1."""
   if preset not in PRESETS:
     raise ValueError(f"preset={preset!r}: expected one of {PRESETS}")
   official = preset == "official"
   c = ml_collections.ConfigDict()
+  c.method = method                  # a name in mguit_jax.methods.METHODS
   c.preset = preset
   c.seed = 0
 
@@ -100,27 +104,11 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.model.remat = ""
   c.model.remat_policy = "conv_outputs"
 
-  # Class-aware key-value memory (DESIGN §3).
+  # Object classes: memory items per class (background, car, sign, person). Every method
+  # reads the number of classes (the data's masks); the memory's own fields come from the
+  # method (mguit_jax/methods/<method>.py, `config_fields`).
   c.memory = ml_collections.ConfigDict()
-  c.memory.sizes = (10, 5, 2, 3)     # items per class: background, car, sign, person
-  c.memory.update_rule = "official" if official else "paper"   # paper | official
-  c.memory.loss = "official" if official else "contrastive"    # contrastive | triplet | official
-  c.memory.temperature = 0.1         # tau of the contrastive loss (eq. 8)
-  # Cosines are divided by this in the read (eq. 2) and update (eq. 5) softmaxes. 1 = as printed,
-  # which makes every read near-uniform and every class's keys one vector (README, "Training
-  # notes"); the paper preset uses the contrastive loss's tau.
-  c.memory.attention_temperature = 1.0 if official else 0.1
-  # paper rule: each pixel updates only its most similar item of its class (as the memory of
-  # Park et al. that eqs. 5-6 follow, and the released code); False = every item, as printed.
-  c.memory.update_nearest = not official
-  c.memory.triplet_margin = 1.0
-  # Items the contrastive/triplet loss compares a pixel with: its class's ("class") or all N
-  # ("all", eq. 8's sum over n = 1..N); the positive is always the nearest item of its class.
-  c.memory.loss_items = "class"
-  c.memory.class_aware = True        # False: one memory for all pixels (the ablation)
-  # False: no memory, the DRIT-style baseline (global style vectors; see mguit_jax/memory.py).
-  c.memory.enabled = True
-  c.memory.style_momentum = 0.99     # running mean of global styles, used when enabled=False
+  c.memory.sizes = (10, 5, 2, 3)
 
   # Loss weights.
   c.loss = ml_collections.ConfigDict()
@@ -132,20 +120,9 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.loss.content_l2 = 0.01
   c.loss.content_consistency = 1.0
   c.loss.latent_regression = 0.0 if official else 10.0
-  # Regress per-pixel directions: the re-encoded style is L2-normalised, as the paper rule's
-  # stored and random values are (eq. 6). False = raw style maps, as printed, whose norm the
-  # value loss drives far from the unit random reads. No effect without memory (DRIT's prior).
-  c.loss.latent_regression_unit = not official
-  # Style of the self-reconstruction G^x(c^x, s): "memory" = the style read from the memory
-  # (eq. 7, as released); "encoder" = the image's own style map, rescaled as stored values are
-  # (DRIT's self-reconstruction), a per-image signal for the generator's style input.
-  # No effect without memory (the image's own style is then always used).
-  c.loss.self_recon_style = "memory"
   # True: the latent regression also trains the style encoder (MUNIT's style reconstruction);
   # False: only the generator, as DRIT.
   c.loss.latent_regression_trains_style_encoder = False
-  c.loss.memory_key = 1.0            # weights of the memory losses (official: 0.1 sits inside each term)
-  c.loss.memory_value = 1.0 if official else 0.5
 
   # Optimisers (Adam with coupled L2 weight decay, as torch.optim.Adam).
   c.optim = ml_collections.ConfigDict()
@@ -195,4 +172,4 @@ def base_config(preset: str = "paper") -> ml_collections.ConfigDict:
   c.eval.classifier_lr = 1e-3
   c.eval.classifier_finetune = "head"  # head (new layer only) | all (whole network)
   c.eval.classifier_log_every = 50
-  return c
+  return methods.configure(c, method)

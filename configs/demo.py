@@ -4,7 +4,8 @@ Sized to translate visibly on a 2-core CPU in about ten minutes, set-up included
 
   python -m mguit_jax.main --config configs/demo.py --workdir runs/demo
 
-Arguments: preset=paper|official (the preset's method; the choices below are the demo's).
+Arguments: preset=paper|official (the preset's method; the choices below are the demo's),
+method=mguit|drit (mguit_jax/methods).
 
 The demo departs from the preset only where ten minutes of CPU demand it: 96 px crops of
 scenes resized to a short side of 96 (the content discriminator two stride-2 layers
@@ -19,8 +20,8 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  args = common.parse_arg(arg, preset="paper")
-  config = common.base_config(args.preset)
+  args = common.parse_arg(arg, preset="paper", method="mguit")
+  config = common.base_config(args.preset, args.method)
   config.data.name = "synthetic"
   config.data.resize_short = 96
   config.data.crop_size = 96

@@ -3,7 +3,8 @@
   python -m mguit_jax.main --config configs/folders.py:path=/data/summer2winter \
       --workdir runs/s2w
 
-Arguments: path=<folder>, preset=paper|official, sizes=<memory items per class,
+Arguments: path=<folder>, preset=paper|official, method=mguit|drit
+(mguit_jax/methods), sizes=<memory items per class,
 '-'-separated, background first>. Without boxes every pixel is background: one memory of
 `sizes=20` items (the default). With a boxes sidecar (trainA.json or trainA.txt beside
 trainA/, see mguit_jax/data/folders_tfds.py) give one entry per class, e.g. sizes=10-5-2-3
@@ -15,10 +16,10 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  args = common.parse_arg(arg, path="", preset="paper", sizes="20")
+  args = common.parse_arg(arg, path="", preset="paper", sizes="20", method="mguit")
   if not args.path:
     raise ValueError("configs/folders.py needs path=<folder with trainA/ and trainB/>")
-  config = common.base_config(args.preset)
+  config = common.base_config(args.preset, args.method)
   config.data.name = "folders"
   config.data.domains = "A_B"
   config.data.folders.path = args.path

@@ -3,7 +3,8 @@
   python -m mguit_jax.main --config configs/init.py:domains=sunny_night,preset=paper \
       --workdir runs/init_sunny_night
 
-Arguments: preset=paper|official, domains=<a>_<b> (sunny_night, sunny_rainy,
+Arguments: preset=paper|official, method=mguit|drit
+(mguit_jax/methods), domains=<a>_<b> (sunny_night, sunny_rainy,
 sunny_cloudy; the reverse direction comes from the same model).
 
 The raw INIT files are expected in config.data.manual_dir/init (data/manual/init); the
@@ -15,8 +16,8 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  args = common.parse_arg(arg, preset="paper", domains="sunny_night")
-  config = common.base_config(args.preset)
+  args = common.parse_arg(arg, preset="paper", domains="sunny_night", method="mguit")
+  config = common.base_config(args.preset, args.method)
   config.data.name = "init"
   config.data.domains = args.domains
   config.train.num_steps = 60 * 14_000  # ~60 epochs of the sunny split at batch 1

@@ -10,8 +10,8 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  args = common.parse_arg(arg, preset="official")
-  config = common.base_config(args.preset)
+  args = common.parse_arg(arg, preset="official", method="mguit")
+  config = common.base_config(args.preset, args.method)
   config.data.name = "synthetic"
   config.data.resize_short = 216
   config.data.crop_size = 216

@@ -3,7 +3,7 @@ r"""The memory ablations of the paper (Table 4): train every variant and seed, e
   python -m mguit_jax.ablations --config configs/ablation.py --workdir runs/ablations \
       --seeds 0,1,2 [--variants no_memory,single_triplet,...] [--metrics paired,cycle,lpips]
 
-Each variant is the `--config` with a few `config.memory` fields changed; seed k sets
+Each variant is the `--config` with its method and a few `config.memory` fields set; seed k sets
 `config.seed = k`. Every (variant, seed) trains in `WORKDIR/<variant>/seed<k>` (resuming
 there if interrupted, skipped when already at the config's `train.num_steps`); the
 config's in-training evaluation (`train.eval_metrics` every `train.eval_every` steps)
@@ -31,7 +31,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from mguit_jax import checkpointing, cli, train
+from mguit_jax import checkpointing, cli, methods, train
 from mguit_jax.data import synthetic
 
 
@@ -39,10 +39,11 @@ from mguit_jax.data import synthetic
 class Variant:
   label: str                 # the row's name in the paper
   memory: dict[str, Any]     # config.memory overrides
+  method: str = "mguit"      # config.method (mguit_jax/methods)
 
 
 VARIANTS = {
-    "no_memory": Variant("w/o memory (DRIT-style global style)", {"enabled": False}),
+    "no_memory": Variant("w/o memory (DRIT-style global style)", {}, method="drit"),
     "single_triplet": Variant("w/ sm+tl", {"class_aware": False, "loss": "triplet"}),
     "single_contrastive": Variant("w/ sm+cl", {"class_aware": False, "loss": "contrastive"}),
     "class_aware_triplet": Variant("w/ cm+tl", {"class_aware": True, "loss": "triplet"}),
@@ -66,10 +67,11 @@ COLUMNS = (*((f"paired/{r}/psnr", f"{r} PSNR") for r in REGIONS),
 
 def variant_config(config: ml_collections.ConfigDict, name: str,
                    seed: int | None = None) -> ml_collections.ConfigDict:
-  """`config` with variant `name`'s memory fields (and `seed`, when given) set (a copy)."""
+  """`config` for variant `name`: its method (`methods.configure`) and memory fields (and
+  `seed`, when given) set (a copy)."""
   if name not in VARIANTS:
     raise ValueError(f"unknown ablation variant {name!r}; expected one of {list(VARIANTS)}")
-  config = ml_collections.ConfigDict(config.to_dict())
+  config = methods.configure(config, VARIANTS[name].method)
   for field, value in VARIANTS[name].memory.items():
     config.memory[field] = value
   if seed is not None:
@@ -232,7 +234,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path,
     values = evaluate.evaluate(sub, config=cfg, metrics=list(metrics), step=step,
                                overwrite=overwrite, merge=not overwrite)
     results["runs"].setdefault(name, {})[str(seed)] = {
-        "step": step, "memory": VARIANTS[name].memory,
+        "step": step, "method": VARIANTS[name].method, "memory": VARIANTS[name].memory,
         "metrics": {k: float(v) for k, v in values.items()},
         "curve": {str(s): m for s, m in read_curve(sub).items()}}
     _write_results(workdir, results)

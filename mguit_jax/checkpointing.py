@@ -19,8 +19,10 @@ from jax.experimental import multihost_utils
 import ml_collections
 import orbax.checkpoint as ocp
 
-# Config sections that fix the shapes of the saved state.
-_SHAPE_FIELDS = ("model", "memory.sizes")
+from mguit_jax import methods
+
+# Config fields that fix what the saved state is: its method and shapes.
+_STATE_FIELDS = ("method", "model", "memory.sizes")
 
 
 def flatten_dict(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -53,8 +55,8 @@ class Checkpointer:
     return restored["config"]
 
   def check_compatible(self, config: ml_collections.ConfigDict) -> None:
-    """Raises ValueError naming every shape-relevant field that differs from the saved run
-    (the newest checkpoint whose config can be read)."""
+    """Raises ValueError naming every field that fixes the state (method, shapes) and differs
+    from the saved run's (the newest checkpoint whose config can be read)."""
     for step in reversed(self.all_steps()):
       try:
         saved = self.saved_config(step)
@@ -63,10 +65,11 @@ class Checkpointer:
         continue
     else:
       return
+    saved = {**saved, "method": methods.name_of(saved)}   # saved before methods existed
     saved, current = flatten_dict(saved), flatten_dict(config.to_dict())
     diffs = [f"{k}: checkpoint has {saved.get(k)!r}, config has {current.get(k)!r}"
              for k in sorted(set(saved) | set(current))
-             if k.startswith(_SHAPE_FIELDS) and saved.get(k) != current.get(k)]
+             if k.startswith(_STATE_FIELDS) and saved.get(k) != current.get(k)]
     if diffs:
       raise ValueError(
           f"{self.directory} holds checkpoint step {step} of an incompatible config:\n  "

@@ -49,7 +49,7 @@ from ml_collections import config_flags
 import numpy as np
 import optax
 
-from mguit_jax import checkpointing, cli
+from mguit_jax import checkpointing, cli, methods
 from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
 from mguit_jax.models import NETWORK_NAMES
@@ -398,6 +398,27 @@ def _hyper_mismatches(checkpoint: Mapping[str, Any], config) -> list[str]:
 # Whole checkpoints.
 
 
+def check_method(config) -> None:
+  """Official MGUIT checkpoints hold MGUIT's state: refuses a config of another method."""
+  name = methods.name_of(config)
+  if methods.get(name).CONVERTER != "mguit_jax.convert":   # (__name__ is __main__ as a command)
+    raise ValueError(f"config.method={name!r}: official MGUIT checkpoints convert only to and "
+                     f"from method 'mguit'; method {name!r} has no official checkpoint "
+                     "converter")
+
+
+def identify_foreign(checkpoint: Mapping[str, Any]) -> str | None:
+  """What another method's official checkpoint dict looks like, or None."""
+  keys = set(checkpoint)
+  if {"disA2", "disB2"} <= keys:
+    return "an official DRIT checkpoint (disA2 and disB2, which MGUIT's has not)"
+  if keys and keys <= {"a", "b"}:
+    return "an NVlabs MUNIT or UNIT generator or discriminator file (gen_*.pt, dis_*.pt)"
+  if keys == {"gen", "dis"}:
+    return "an NVlabs MUNIT or UNIT optimizer.pt"
+  return None
+
+
 def state_from_official(checkpoint: Mapping[str, Any], memory_items,
                         config: ml_collections.ConfigDict) -> ts.TrainState:
   """An official checkpoint dict and memory -> our TrainState for `config`.
@@ -406,6 +427,11 @@ def state_from_official(checkpoint: Mapping[str, Any], memory_items,
   d_iter x `total_it` (the official count holds only full iterations); the
   RNG is the one a fresh run of `config` starts with.
   """
+  check_method(config)
+  foreign = identify_foreign(checkpoint)
+  if foreign:
+    raise ValueError(f"this is not an official MGUIT checkpoint: it looks like {foreign} "
+                     f"(keys {sorted(checkpoint)})")
   abstract = jax.eval_shape(functools.partial(ts.init_state, config))
   params, opt_state = {}, {}
   for name in _SAVE_ORDER:
@@ -435,6 +461,7 @@ def state_to_official(state: ts.TrainState, config: ml_collections.ConfigDict, *
   the step and the base rate as `initial_lr`, which the official scheduler
   needs to resume; `epoch` is saved as `ep` (resuming continues at ep + 1).
   """
+  check_method(config)
   state = jax.device_get(state)
   checkpoint: dict[str, Any] = {OFFICIAL_NAMES[name]: params_to_official(name, state.params[name])
                                 for name in _SAVE_ORDER}

@@ -64,18 +64,10 @@ unweighted as {"key", "value"}:
 Random values for the multimodal path (`random_values`) follow the distribution
 the update rule stores: unit-norm rows for `paper` (eq. 6 normalises every value),
 N(0, 1) entries for `official` (its values are instance-normalised, and the
-released code draws N(0, 1)), N(0, 1) for the no-memory baseline (DRIT's prior).
+released code draws N(0, 1)).
 
-No memory (`config.enabled=False`, the DRIT-style baseline of the ablations):
-`train_forward` returns the same structure, but the style of a domain is the
-style encoder's map averaged to one global vector per image and broadcast over
-the pixels (not detached: the style encoder learns through the reconstruction
-losses, as in DRIT); cross-domain translations take the other image's global
-style, random styles are the N(0, 1) vector `rand_x[0]`, and the memory losses
-are zero. The memory keeps its shapes; every row of `values_x` holds the running
-mean (momentum `config.style_momentum`) of domain x's global styles, the style
-used at test time. The rows start random, so all rows being equal marks the
-mean as started: the first update sets it to the batch mean.
+The no-memory baseline keeps this state's shapes but none of its rules
+(`mguit_jax.methods.drit`).
 """
 
 from __future__ import annotations
@@ -136,7 +128,7 @@ def init_memory(key, sizes, key_dim, value_dim) -> Memory:
 def random_values(key, shape, config) -> jax.Array:
   """Random memory values `[..., N, Cv]` distributed as `config` (config.memory) stores values."""
   draw = jax.random.normal(key, shape, jnp.float32)
-  if config.enabled and config.update_rule == "paper":
+  if config.update_rule == "paper":
     return l2_normalize(draw)
   return draw
 
@@ -183,16 +175,6 @@ def read_class_aware(keys, values, content, masks, sizes, class_aware=True,
   return _apply(alpha, values, content.shape)
 
 
-def broadcast_style(style, like) -> jax.Array:
-  """A style vector `[Cv]` (or `[B, 1, 1, Cv]`) broadcast over `like`'s pixels `[B, h, w, *]`."""
-  return jnp.broadcast_to(style, tuple(like.shape[:-1]) + (style.shape[-1],))
-
-
-def global_style(style_map) -> jax.Array:
-  """The no-memory style: a style map `[B, h, w, Cv]` averaged per image, broadcast back."""
-  return broadcast_style(jnp.mean(style_map, axis=(1, 2), keepdims=True), style_map)
-
-
 # ----------------------------------------------------------------------------
 # Training forward.
 
@@ -210,7 +192,7 @@ def train_forward(memory, cont_a, cont_b, sty_a, sty_b, masks_a, masks_b, rand_a
       domain-B queries (the multimodal path).
     config: the `config.memory` ConfigDict (update_rule, update_nearest,
       attention_temperature, loss, loss_items, temperature, triplet_margin,
-      class_aware, enabled, style_momentum).
+      class_aware).
     sizes: items per class, `tuple(config.memory.sizes)`.
 
   Returns:
@@ -218,11 +200,7 @@ def train_forward(memory, cont_a, cont_b, sty_a, sty_b, masks_a, masks_b, rand_a
     with domain x's contents; `rand_xa = rand_xb` is x's attention applied to
     `rand_x`. All reads and the new memory are detached; `losses` ("key",
     "value", unweighted) carry gradients to the content and style maps.
-    With `config.enabled=False` see "No memory" above (reads not detached).
   """
-  if not config.enabled:
-    return _global_style_forward(memory, cont_a, cont_b, sty_a, sty_b, rand_a, rand_b,
-                                 config.style_momentum)
   update, loss = config.update_rule, config.loss
   if update not in UPDATES:
     raise ValueError(f"config.memory.update_rule={update!r}: expected one of {UPDATES}")
@@ -263,29 +241,6 @@ def train_forward(memory, cont_a, cont_b, sty_a, sty_b, masks_a, masks_b, rand_a
     reads[f"sty_{x}b"] = _apply(alpha, new.values_b, cont.shape)
     reads[f"rand_{x}a"] = reads[f"rand_{x}b"] = _apply(alpha, rand, cont.shape)
   return new, reads, losses
-
-
-def _global_style_forward(memory, cont_a, cont_b, sty_a, sty_b, rand_a, rand_b, momentum):
-  """`train_forward` of the no-memory baseline (see the module docstring)."""
-  memory = jax.tree.map(jax.lax.stop_gradient, Memory(*memory))
-  pooled = {"a": jnp.mean(sty_a, axis=(1, 2), keepdims=True),
-            "b": jnp.mean(sty_b, axis=(1, 2), keepdims=True)}
-  reads = {}
-  for x, cont, rand in (("a", cont_a, rand_a), ("b", cont_b, rand_b)):
-    for y in "ab":
-      reads[f"sty_{x}{y}"] = broadcast_style(pooled[y], cont)
-    reads[f"rand_{x}a"] = reads[f"rand_{x}b"] = broadcast_style(rand[0], cont)
-
-  def running_mean(values, batch_styles):
-    batch_mean = jax.lax.stop_gradient(jnp.mean(batch_styles, axis=(0, 1, 2)))
-    started = jnp.all(values == values[:1])
-    mean = jnp.where(started, momentum * values[0] + (1 - momentum) * batch_mean, batch_mean)
-    return jnp.broadcast_to(mean, values.shape)
-
-  new = Memory(memory.keys, running_mean(memory.values_a, pooled["a"]),
-               running_mean(memory.values_b, pooled["b"]))
-  zero = jnp.zeros((), sty_a.dtype)
-  return new, reads, {"key": zero, "value": zero}
 
 
 # ----------------------------------------------------------------------------

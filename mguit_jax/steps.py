@@ -9,13 +9,14 @@
   5. the encoder/generator step against the *updated* discriminators.
 `content_d_step` updates only the content discriminator (the d_iter schedule).
 
+Where styles come from (memory reads, global style vectors) is the method's
+(`config.method`, `mguit_jax.methods`); the iteration is the same for all of them.
 All randomness (generator noise, random memory values) comes from
 `draw_randoms`, so a test can inject recorded draws without another code path.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
@@ -23,12 +24,10 @@ import jax.numpy as jnp
 import ml_collections
 
 from mguit_jax import losses
-from mguit_jax import memory as memory_lib
+from mguit_jax import methods
 from mguit_jax import train_state as ts
-from mguit_jax.models import layers
 
 Batch = dict[str, dict[str, jax.Array]]
-SELF_RECON_STYLES = ("memory", "encoder")
 
 
 def _stack(*xs: jax.Array) -> jax.Array:
@@ -46,7 +45,7 @@ def draw_randoms(key: jax.Array, config: ml_collections.ConfigDict, batch: Batch
   """Every random draw of one full iteration, from one key.
 
   rand_a / rand_b: [N, Cv] random memory values for domain-a / domain-b queries,
-  distributed as the memory stores values (`memory.random_values`).
+  distributed as the method stores values (its `random_values`).
   noise_a / noise_b: [B, 4, h, w, Ck] generator input noise for the first
   translation (4 per example, as the released code draws; the first 3 are used);
   noise_aba / noise_bab: [B, h, w, Ck] for the cycle translation.
@@ -56,9 +55,10 @@ def draw_randoms(key: jax.Array, config: ml_collections.ConfigDict, batch: Batch
   values = (sum(config.memory.sizes), config.model.style_dim)
   keys = jax.random.split(key, 6)
   normal = lambda k, shape: jax.random.normal(k, shape, jnp.float32)
+  styles = methods.get(config.method)
   return {
-      "rand_a": memory_lib.random_values(keys[0], values, config.memory),
-      "rand_b": memory_lib.random_values(keys[1], values, config.memory),
+      "rand_a": styles.random_values(keys[0], values, config),
+      "rand_b": styles.random_values(keys[1], values, config),
       "noise_a": normal(keys[2], (b, 4) + content[1:]),
       "noise_b": normal(keys[3], (b, 4) + content[1:]),
       "noise_aba": normal(keys[4], content),
@@ -72,22 +72,16 @@ def _translate_forward(eg_params, defs, memory, batch, randoms, config):
   Returns (differentiable outputs, aux) where aux holds the updated memory and
   the detached random-style maps (targets of the latent regression).
   """
+  styles = methods.get(config.method)
   nets = ts.merge(defs, eg_params)
   enc_c, enc_s, gen = nets["enc_c"], nets["enc_s"], nets["gen"]
   x_a, x_b = batch["a"]["image"], batch["b"]["image"]
   c_a, c_b = enc_c(x_a, "a"), enc_c(x_b, "b")
   s_a, s_b = enc_s(x_a, "a"), enc_s(x_b, "b")
-  memory, r, mem_losses = memory_lib.train_forward(
+  memory, r, mem_losses = styles.train_forward(
       memory, c_a, c_b, s_a, s_b, batch["a"]["masks"], batch["b"]["masks"],
-      randoms["rand_a"], randoms["rand_b"],
-      config=config.memory, sizes=tuple(config.memory.sizes))
-  sty_aa, sty_bb = r["sty_aa"], r["sty_bb"]
-  if config.loss.self_recon_style not in SELF_RECON_STYLES:
-    raise ValueError(f"config.loss.self_recon_style={config.loss.self_recon_style!r}: "
-                     f"expected one of {SELF_RECON_STYLES}")
-  if config.memory.enabled and config.loss.self_recon_style == "encoder":
-    sty_aa = memory_lib.as_stored_value(s_a, config.memory)
-    sty_bb = memory_lib.as_stored_value(s_b, config.memory)
+      randoms["rand_a"], randoms["rand_b"], config=config)
+  sty_aa, sty_bb = styles.self_recon_styles(r, s_a, s_b, config=config)
   # The released code also renders x's contents with x's random style (rand_aa, rand_bb) but
   # no loss uses those images: they are left out (their noise, noise_x[:, 3], is still drawn).
   flat = lambda x: x[:, :3].reshape((-1,) + x.shape[2:])
@@ -100,7 +94,7 @@ def _translate_forward(eg_params, defs, memory, batch, randoms, config):
   out = dict(c_a=c_a, c_b=c_b, s_a=s_a, s_b=s_b,
              fake_ba=fake_ba, fake_aa=fake_aa, rand_ba_img=rand_ba_img,
              fake_ab=fake_ab, fake_bb=fake_bb, rand_ab_img=rand_ab_img,
-             mem_key=mem_losses["key"], mem_value=mem_losses["value"])
+             mem_losses=mem_losses)
   aux = dict(memory=memory, rand_ab=r["rand_ab"], rand_ba=r["rand_ba"])
   return out, aux
 
@@ -132,21 +126,14 @@ def _domain_d_update(config, name, params, opt_state, real, fakes, step, defs):
 def _eg_objective(eg_params, fwd, dis_params, aux, batch, randoms, defs, config):
   """Step 4-5: the encoder/generator objective given the first-pass outputs."""
   w = config.loss
+  styles = methods.get(config.method)
   nets = ts.merge(defs, {**eg_params, **dis_params})
   enc_c, gen = nets["enc_c"], nets["gen"]
-  memory = aux["memory"]
   x_a, x_b = batch["a"]["image"], batch["b"]["image"]
-  # Cycle: re-encode the translations, read styles class-wise without updating.
+  # Cycle: re-encode the translations' contents, take the method's cycle styles.
   c_ab, c_ba = enc_c(fwd["fake_ab"], "b"), enc_c(fwd["fake_ba"], "a")
-  sizes, aware = tuple(config.memory.sizes), config.memory.class_aware
-  if config.memory.enabled:
-    read = functools.partial(memory_lib.read_class_aware, sizes=sizes, class_aware=aware,
-                             temperature=config.memory.attention_temperature)
-    sty_aba = read(memory.keys, memory.values_a, c_ab, batch["a"]["masks"])
-    sty_bab = read(memory.keys, memory.values_b, c_ba, batch["b"]["masks"])
-  else:  # no memory: the styles re-encoded from the translations, as DRIT's cycle
-    sty_aba = memory_lib.global_style(nets["enc_s"](fwd["fake_ba"], "a"))
-    sty_bab = memory_lib.global_style(nets["enc_s"](fwd["fake_ab"], "b"))
+  sty_aba, sty_bab = styles.cycle_styles(aux["memory"], nets, fwd, c_ab, c_ba, batch,
+                                         config=config)
   fake_aba = gen(c_ab, sty_aba, "a", noise=randoms["noise_aba"])
   fake_bab = gen(c_ba, sty_bab, "b", noise=randoms["noise_bab"])
 
@@ -167,19 +154,14 @@ def _eg_objective(eg_params, fwd, dis_params, aux, batch, randoms, defs, config)
       "self_recon": (w.self_recon, losses.l1(fwd["fake_aa"], x_a), losses.l1(fwd["fake_bb"], x_b)),
   }
   if w.latent_regression:
-    # DRIT's latent regression, for the spatial style maps: the style encoder
-    # (frozen unless `latent_regression_trains_style_encoder`, as DRIT updates only G with
-    # it) must recover the random style.
-    # Without memory the random style is one vector per image: regress the pooled style.
+    # DRIT's latent regression: the style encoder (frozen unless
+    # `latent_regression_trains_style_encoder`, as DRIT updates only G with it) must recover
+    # the random style, in the form the method compares it in.
     enc_s_params = eg_params["enc_s"]
     if not w.latent_regression_trains_style_encoder:
       enc_s_params = jax.lax.stop_gradient(enc_s_params)
-    enc_s = ts.merge(defs, {"enc_s": enc_s_params})["enc_s"]
-    recover = (enc_s if config.memory.enabled else
-               lambda x, d: memory_lib.global_style(enc_s(x, d)))
-    if config.loss.latent_regression_unit and config.memory.enabled:
-      as_read = recover
-      recover = lambda x, d: layers.l2_normalize(as_read(x, d))
+    recover = styles.regressed_style(ts.merge(defs, {"enc_s": enc_s_params})["enc_s"],
+                                     config=config)
     terms["latent_regression"] = (
         w.latent_regression,
         losses.l1(recover(fwd["rand_ba_img"], "a"), aux["rand_ba"]),
@@ -188,9 +170,14 @@ def _eg_objective(eg_params, fwd, dis_params, aux, batch, randoms, defs, config)
               for name, (weight, term_a, term_b) in terms.items()
               for dom, value in (("a", term_a), ("b", term_b))}
   g_total = sum(weighted.values())
-  mem_total = w.memory_key * fwd["mem_key"] + w.memory_value * fwd["mem_value"]
-  metrics = {**weighted, "g/total": g_total, "mem/key": fwd["mem_key"],
-             "mem/value": fwd["mem_value"], "mem/total": mem_total}
+  # The method's own losses (MGUIT's memory losses "key" and "value"; none for drit), logged
+  # unweighted as mem/<name>, weighted by config.loss.memory_<name>.
+  mem = fwd["mem_losses"]
+  mem_total = sum((w[f"memory_{name}"] * value for name, value in mem.items()),
+                  jnp.zeros((), jnp.float32))
+  metrics = {**weighted, "g/total": g_total, **{f"mem/{k}": v for k, v in mem.items()}}
+  if mem:
+    metrics["mem/total"] = mem_total
   return g_total + mem_total, metrics
 
 
@@ -230,10 +217,7 @@ def full_step(state: ts.TrainState, batch: Batch, *, defs: dict[str, Any],
     params[name], opt_state[name] = ts.apply_gradients(
         config, name, params[name], opt_state[name], grads[name], step)
   metrics.update(eg_metrics)
-  if config.memory.enabled:
-    metrics.update(memory_lib.health(
-        aux["memory"], fwd["c_a"], fwd["c_b"], fwd["s_a"], fwd["s_b"], batch["a"]["masks"],
-        batch["b"]["masks"], config=config.memory, sizes=tuple(config.memory.sizes)))
+  metrics.update(methods.get(config.method).health(aux["memory"], fwd, batch, config=config))
   metrics["lr"] = ts.learning_rate(config, step, "gen")
   new_state = state.replace(step=step + 1, params=params, opt_state=opt_state,
                             memory=aux["memory"])

@@ -15,7 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from mguit_jax import checkpointing, data, samples, sharding, steps, translate
+from mguit_jax import checkpointing, data, methods, samples, sharding, steps, translate
 from mguit_jax import train_state as ts
 from mguit_jax.models import discriminators
 
@@ -173,6 +173,7 @@ def _fuse_cycle(config: ml_collections.ConfigDict, step: int) -> bool:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> ts.TrainState:
   """Trains (or resumes) in `workdir`; returns the final train state."""
   workdir = Path(workdir).absolute()
+  methods.check_config(config)
   discriminators.check_crop(config.data.crop_size, config.model.dis_c_depth)
   data.ensure_prepared(config)  # fails at once when a dataset is missing
   devices = jax.devices()

@@ -26,7 +26,7 @@ import orbax.checkpoint as ocp
 from PIL import Image
 import tqdm
 
-from mguit_jax import checkpointing, cli, samples
+from mguit_jax import checkpointing, cli, methods, samples
 from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
 from mguit_jax.data import pipeline, transforms
@@ -58,35 +58,21 @@ def _restore_inference(step_dir: Path):
   return saved_config, restored["params"], memory
 
 
-def read_style(memory: memory_lib.Memory, content: jax.Array, target: str,
-               rand_values: jax.Array | None = None, *, memory_config) -> jax.Array:
-  """Test-time style map `[B, h, w, Cv]` of domain `target` ("a" or "b") for `content`.
-
-  With memory: the class-agnostic read of the stored values, or of `rand_values`
-  ([N, Cv], a random style) when given. Without (the no-memory baseline,
-  `memory_config.enabled` False): the first row broadcast, i.e. the running mean
-  of the target domain's global styles, or the random vector `rand_values[0]`.
-  """
-  values = getattr(memory, f"values_{target}") if rand_values is None else rand_values
-  if memory_config.enabled:
-    return memory_lib.read_all(memory.keys, values, content,
-                               memory_config.attention_temperature)
-  return memory_lib.broadcast_style(values[0], content)
-
-
-def _translate_batch(params, memory, images, values, *, defs, direction, memory_config):
+def _translate_batch(params, memory, images, values, *, defs, direction, config):
   """uint8 [B, H, W, 3] (H, W multiples of 4), values [S, N, Cv] -> [B, S, H, W, 3] in [-1, 1].
 
-  Style s reads the memory's attention applied to `values[s]`; the content is
-  encoded once and the generator runs once per style (lax.map bounds the memory).
+  Style s is the method's test-time style (`test_style`; MGUIT: the memory's attention applied
+  to `values[s]`); the content is encoded once and the generator runs once per style
+  (lax.map bounds the memory).
   """
   src, tgt = direction[0], direction[2]
   nets = ts.merge(defs, params)
   content = nets["enc_c"](pipeline.normalize(images), src)
+  test_style = methods.get(config.method).test_style
 
   def generate(vals):
-    style = read_style(memory, content, tgt, vals, memory_config=memory_config)
-    return nets["gen"](content, style, tgt, noise=None)
+    return nets["gen"](content, test_style(memory, content, vals, config=config), tgt,
+                       noise=None)
 
   return jnp.moveaxis(jax.lax.map(generate, values), 0, 1)
 
@@ -99,25 +85,25 @@ def _encode(params, images, *, defs, domain):
 class Translator:
   """A trained model restored for inference: content encoder, generator and memory.
 
-  `use_memory` is False for a run trained without memory (`config.memory.enabled`):
-  its stored style is the running mean of the target domain's global styles.
+  `method` is the run's (`config.method`): for "drit" the stored style is the running mean
+  of the target domain's global styles.
   """
 
   def __init__(self, config: ml_collections.ConfigDict, params, memory: memory_lib.Memory,
                step: int):
-    self.config = config
+    self.method = methods.name_of(config)
+    if self.method == "mguit" and "attention_temperature" not in config.memory:
+      # Saved before the field existed: trained with the equations' temperature, 1.
+      config = ml_collections.ConfigDict(config.to_dict())
+      config.memory.attention_temperature = 1.0
+    self.config = methods.configure(config, self.method)
     self.step = step
-    # Fields a checkpoint written before they existed lacks, at the behaviour it trained with.
-    self._memory_config = ml_collections.ConfigDict(
-        {"enabled": True, "attention_temperature": 1.0, **config.memory.to_dict()})
-    self.use_memory = bool(self._memory_config.enabled)
-    self.attention_temperature = float(self._memory_config.attention_temperature)
     self.domains = tuple(config.data.domains.split("_", 1))
     self.params = jax.device_put(params)
     self.memory = jax.device_put(memory)
     defs = ts.graphdefs(config)
     self._translate = jax.jit(
-        functools.partial(_translate_batch, defs=defs, memory_config=self._memory_config),
+        functools.partial(_translate_batch, defs=defs, config=self.config),
         static_argnames="direction")
     self._encode = jax.jit(functools.partial(_encode, defs=defs), static_argnames="domain")
 
@@ -183,13 +169,13 @@ class Translator:
   def random_values(self, num_styles: int, seed: int = 0) -> np.ndarray:
     """[num_styles, N, Cv] random memory values; style k (1-based) is fold_in(seed, k).
 
-    Distributed as the run's memory stores values (`memory.random_values`).
+    Distributed as the run's method stores values (its `random_values`).
     """
     if num_styles < 0:
       raise ValueError(f"num_styles={num_styles}: expected >= 0")
     key, shape = jax.random.key(seed), self.memory.values_a.shape
-    draws = [np.asarray(memory_lib.random_values(jax.random.fold_in(key, k), shape,
-                                                 self._memory_config))
+    draw = methods.get(self.method).random_values
+    draws = [np.asarray(draw(jax.random.fold_in(key, k), shape, self.config))
              for k in range(1, num_styles + 1)]
     return np.stack(draws) if draws else np.zeros((0,) + shape, np.float32)
 

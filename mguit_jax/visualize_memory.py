@@ -58,7 +58,7 @@ def addressed_items(translator: translate.Translator, images: Sequence[np.ndarra
   features = np.concatenate([translator.encode(image[None], domain).reshape(
       -1, translator.memory.keys.shape[-1]) for image in images])
   weights = memory_lib.read_weights_all(translator.memory.keys, features,
-                                        translator.attention_temperature)
+                                        translator.config.memory.attention_temperature)
   return features, np.asarray(np.argmax(weights, axis=-1))
 
 
@@ -137,9 +137,9 @@ def _save(fig, path: Path) -> Path:
 
 
 def _check_memory(translator: translate.Translator) -> None:
-  if not translator.use_memory:
-    raise ValueError("this run was trained without memory (config.memory.enabled=False): it "
-                     "has no memory items to visualise")
+  if translator.method != "mguit":
+    raise ValueError(f"this run was trained with method {translator.method!r}, which has no "
+                     "memory items to visualise (only method 'mguit' has)")
 
 
 def visualize(translator: translate.Translator, images: Sequence[np.ndarray], output: str | Path,

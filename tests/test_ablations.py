@@ -1,4 +1,4 @@
-"""The no-memory baseline (memory.enabled=False) and the ablation launcher."""
+"""The no-memory baseline (method drit) and the ablation launcher."""
 
 import functools
 import json
@@ -11,17 +11,10 @@ import numpy as np
 import pytest
 
 from configs import common, tiny
-from mguit_jax import ablations, checkpointing, data, steps
+from mguit_jax import ablations, checkpointing, data, methods, steps
 from mguit_jax import memory as mem
 from mguit_jax import train_state as ts
-
-
-def _no_memory_config(**overrides):
-  config = common.base_config("paper").memory
-  config.enabled = False
-  for name, value in overrides.items():
-    config[name] = value
-  return config
+from mguit_jax.methods import drit
 
 
 def _maps(seed=0, b=2, h=3, w=4, ck=6, cv=5, n=20):
@@ -36,9 +29,11 @@ def _maps(seed=0, b=2, h=3, w=4, ck=6, cv=5, n=20):
 def test_no_memory_forward_reads_global_styles_and_keeps_a_running_mean():
   memory = mem.init_memory(jax.random.key(0), (10, 5, 2, 3), 6, 5)
   maps = _maps()
-  config = _no_memory_config(style_momentum=0.9)
-  new, reads, losses = mem.train_forward(memory, **maps, config=config, sizes=(10, 5, 2, 3))
-  assert float(losses["key"]) == float(losses["value"]) == 0.0
+  config = common.base_config("paper", "drit")
+  config.memory.style_momentum = 0.9
+  forward = lambda memory, m: drit.train_forward(memory, *m.values(), config=config)
+  new, reads, losses = forward(memory, maps)
+  assert losses == {}
   pooled = {x: np.asarray(maps[f"sty_{x}"]).mean(axis=(1, 2)) for x in "ab"}
   for x in "ab":
     for y in "ab":   # sty_xy: domain y's style for x's contents = y's own image's global style
@@ -53,27 +48,26 @@ def test_no_memory_forward_reads_global_styles_and_keeps_a_running_mean():
   first = pooled["a"].mean(0)
   np.testing.assert_allclose(new.values_a, np.broadcast_to(first, (20, 5)), rtol=1e-6)
   maps2 = _maps(seed=1)
-  newer, _, _ = mem.train_forward(new, **maps2, config=config, sizes=(10, 5, 2, 3))
+  newer, _, _ = forward(new, maps2)
   second = np.asarray(maps2["sty_a"]).mean(axis=(0, 1, 2))
   np.testing.assert_allclose(newer.values_a[7], 0.9 * first + 0.1 * second, rtol=1e-5)
   # The reads are not detached: the style encoder learns through them (as in DRIT).
-  grad = jax.grad(lambda s: mem.train_forward(memory, **{**maps, "sty_a": s}, config=config,
-                                              sizes=(10, 5, 2, 3))[1]["sty_ba"].sum())(
-                                                  maps["sty_a"])
+  grad = jax.grad(lambda s: forward(memory, {**maps, "sty_a": s})[1]["sty_ba"].sum())(
+      maps["sty_a"])
   np.testing.assert_allclose(grad, np.ones((2, 3, 4, 5)), rtol=1e-6)
 
 
 @pytest.mark.slow
 def test_no_memory_variant_trains_a_full_step():
   config = ablations.variant_config(tiny.get_config(), "no_memory")
-  assert not config.memory.enabled
+  assert config.method == "drit" and "update_rule" not in config.memory
   defs = ts.graphdefs(config)
   state = jax.jit(functools.partial(ts.init_state, config))()
   full = jax.jit(functools.partial(steps.full_step, defs=defs, config=config))
   new, metrics = full(state, data.random_batch(config))
   metrics = jax.device_get(metrics)
   assert all(np.isfinite(v) for v in metrics.values()), metrics
-  assert metrics["mem/key"] == metrics["mem/value"] == metrics["mem/total"] == 0.0
+  assert not [k for k in metrics if k.startswith(("mem/", "health/"))]   # no memory losses
   assert metrics["g/cross_cycle_a"] > 0 and metrics["g/self_recon_b"] > 0
   change = lambda a, b: max(float(jnp.abs(x - y).max())
                             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
@@ -90,8 +84,9 @@ def test_variant_configs():
   for name, variant in ablations.VARIANTS.items():
     config = ablations.variant_config(base, name, seed=5)
     assert {k: config.memory[k] for k in variant.memory} == variant.memory
-    assert config.seed == 5
-  assert base.memory.enabled and base.memory.loss == "official" and base.seed == 0  # untouched
+    assert config.seed == 5 and config.method == variant.method
+    methods.check_config(config)
+  assert base.method == "mguit" and base.memory.loss == "official" and base.seed == 0  # untouched
   with pytest.raises(ValueError, match="unknown ablation variant 'sm_tl'"):
     ablations.variant_config(base, "sm_tl")
 

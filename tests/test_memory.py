@@ -12,6 +12,7 @@ import pytest
 
 from configs import common
 from mguit_jax import memory as mem
+from mguit_jax.methods import drit
 
 SIZES = (3, 2, 2)
 
@@ -96,8 +97,8 @@ def test_random_values_follow_the_stored_values_of_each_preset(preset):
     assert abs(draws.mean()) < 0.02 and abs(draws.std() - 1.0) < 0.02
     assert 14.0 < norms.mean() < 18.0
   # Whatever the preset, the no-memory baseline draws DRIT's N(0, 1) prior.
-  config.enabled = False
-  baseline = np.asarray(mem.random_values(jax.random.key(0), (20, 256), config))
+  baseline = np.asarray(drit.random_values(jax.random.key(0), (20, 256),
+                                           common.base_config(preset, "drit")))
   assert abs(baseline.std() - 1.0) < 0.05
 
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from configs import tiny
-from mguit_jax import checkpointing, export_kitti, translate, visualize_memory
+from mguit_jax import checkpointing, export_kitti, methods, translate, visualize_memory
 from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
 
@@ -73,7 +73,7 @@ def _write_png(path: Path, image) -> Path:
 
 def test_restores_only_inference_parts(translator, tiny_state, run_dir):
   config, state = tiny_state
-  assert translator.step == STEP and translator.use_memory
+  assert translator.step == STEP and translator.method == "mguit"
   assert translator.domains == ("sunny", "night")
   assert set(translator.params) == {"enc_c", "gen"}
   assert translator.config.model.content_dim == config.model.content_dim
@@ -122,10 +122,9 @@ def test_no_memory_run_translates_with_its_running_mean_style(translator, tmp_pa
   """Without memory every pixel gets values[0] (the running mean): the memory read of
   a row-constant value matrix."""
   config, state = tiny_state
-  no_memory = config.copy_and_resolve_references()
-  no_memory.memory.enabled = False
+  no_memory = methods.configure(config, "drit")
   without = translate.Translator.from_workdir(_save_run(tmp_path, state, no_memory))
-  assert not without.use_memory
+  assert without.method == "drit"
   x = _images(2, 37, 50)
   values_b = np.asarray(state.memory.values_b)
   row_constant = np.broadcast_to(values_b[0], values_b.shape)[None]
@@ -133,7 +132,7 @@ def test_no_memory_run_translates_with_its_running_mean_style(translator, tmp_pa
   got = without.translate(x, "a2b", num_styles=2)
   assert np.abs(got[:, :1].astype(int) - expected).max() <= 1
   assert np.abs(got[:, 0].astype(int) - translator.translate(x, "a2b")[:, 0]).mean() > 0.5
-  with pytest.raises(ValueError, match="without memory"):
+  with pytest.raises(ValueError, match="method 'drit', which has no memory items"):
     visualize_memory.item_translations(without, x[0], "a2b")
 
 
