@@ -1,11 +1,12 @@
-"""Shared config pieces: argument parsing and the full-size MGUIT defaults.
+"""Shared config pieces: argument parsing and the full-size defaults.
 
 Every config file's `get_config(arg)` starts from `base_config(preset, method)` and
-overrides what differs. The method (`mguit_jax/methods`) adds the fields only it reads.
+overrides what differs. Data, training loop and evaluation are shared; the method
+(`mguit_jax/methods/`, its `config_fields`) adds its networks, losses and optimiser.
 Presets (DESIGN §4):
 
-* `paper`: the paper's settings where it is explicit, DRIT's where it defers.
-* `official`: the released PyTorch code (what the parity goldens test).
+* `paper`: the method's paper where it is explicit (for MGUIT, DRIT's where it defers).
+* `official`: the method's released PyTorch code (what the parity goldens test).
 """
 
 from __future__ import annotations
@@ -40,11 +41,12 @@ def parse_arg(arg: str | None, **defaults):
   return parsed
 
 
-def base_config(preset: str = "paper", method: str = "mguit") -> ml_collections.ConfigDict:
-  """Full-size `method` (default MGUIT) on INIT-like data at 360x360, batch 1."""
+def base_config(preset: str = "", method: str = "mguit") -> ml_collections.ConfigDict:
+  """Full-size `method` on INIT-like data at 360x360, batch 1. An empty `preset` is the
+  method's first (`paper` where it has one)."""
+  preset = preset or methods.get(method).PRESETS[0]
   if preset not in PRESETS:
     raise ValueError(f"preset={preset!r}: expected one of {PRESETS}")
-  official = preset == "official"
   c = ml_collections.ConfigDict()
   c.method = method                  # a name in mguit_jax.methods.METHODS
   c.preset = preset
@@ -81,69 +83,9 @@ def base_config(preset: str = "paper", method: str = "mguit") -> ml_collections.
   # from [-looks, looks]), a style the scene does not decide; test scenes keep the central one.
   c.data.synthetic.looks = 0.0
 
-  # Networks (DESIGN §2). Widths are the official ones.
-  c.model = ml_collections.ConfigDict()
-  c.model.content_dim = 256          # content channels = memory key dim (kdim)
-  c.model.style_dim = 128 if official else 256  # style channels = value dim (vdim)
-  c.model.enc_c_width = 64           # content encoder base width
-  c.model.enc_s_width = 64           # style encoder base width
-  c.model.gen_width = 256            # generator trunk width
-  c.model.dis_width = 64             # domain discriminator base width
-  c.model.dis_scales = 3
-  c.model.dis_norm = "none"          # none (as the released code runs) | instance
-  c.model.dis_c_width = 256          # content discriminator width
-  c.model.dis_c_depth = 3            # its 7x7 stride-2 convs: 3 needs crops >= 212 px, 2 >= 100
-  c.model.noise_std = 0.1            # generator input noise (training only)
-  c.model.init_std = 0.02 if official else 0.001
-  # Mixed precision: with "bfloat16" every conv multiplies in bf16 (accumulating in float32);
-  # parameters, optimiser states, memory, norms and losses stay float32.
-  c.model.compute_dtype = "float32"
-  # Rematerialisation: networks (comma-separated, or "all") whose activations are recomputed
-  # in the backward pass instead of kept: all of them ("nothing_saveable") or all but each
-  # conv's output ("conv_outputs").
-  c.model.remat = ""
-  c.model.remat_policy = "conv_outputs"
-
-  # Object classes: memory items per class (background, car, sign, person). Every method
-  # reads the number of classes (the data's masks); the memory's own fields come from the
-  # method (mguit_jax/methods/<method>.py, `config_fields`).
-  c.memory = ml_collections.ConfigDict()
-  c.memory.sizes = (10, 5, 2, 3)
-
-  # Loss weights.
-  c.loss = ml_collections.ConfigDict()
-  c.loss.self_recon = 10.0
-  c.loss.cross_cycle = 50.0 if official else 10.0
-  c.loss.domain_adv = 1.0
-  c.loss.content_adv = 1.0
-  c.loss.style_l2 = 0.01
-  c.loss.content_l2 = 0.01
-  c.loss.content_consistency = 1.0
-  c.loss.latent_regression = 0.0 if official else 10.0
-  # True: the latent regression also trains the style encoder (MUNIT's style reconstruction);
-  # False: only the generator, as DRIT.
-  c.loss.latent_regression_trains_style_encoder = False
-
-  # Optimisers (Adam with coupled L2 weight decay, as torch.optim.Adam).
-  c.optim = ml_collections.ConfigDict()
-  c.optim.lr = 1e-4
-  c.optim.b1 = 0.5 if official else 0.9
-  c.optim.b2 = 0.999
-  c.optim.eps = 1e-8
-  c.optim.weight_decay = 1e-4
-  c.optim.dis_c_lr_scale = 1 / 2.5
-  c.optim.dis_c_clip_norm = 5.0
-  # Learning rate: constant for `decay_start` steps, then linear to zero at train.num_steps.
-  c.optim.decay_start = 0.5          # fraction of train.num_steps
-
   # Training loop.
   c.train = ml_collections.ConfigDict()
-  c.train.num_steps = 1_000_000      # iterations (each is full or content-D-only)
-  c.train.d_iter = 3                 # every d_iter-th iteration is a full one
-  # Run each d_iter cycle (content-D-only iterations and the full one) as one jitted program
-  # instead of d_iter host dispatches; same results (cycles that a log, sample, checkpoint or
-  # evaluation step would split run unfused).
-  c.train.fused_schedule = False
+  c.train.num_steps = 1_000_000      # iterations (what one is, is the method's)
   c.train.num_devices = 0            # data-parallel devices: 0 = all, n = the first n
   c.train.log_every = 100
   c.train.sample_every = 2000

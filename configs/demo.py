@@ -4,8 +4,8 @@ Sized to translate visibly on a 2-core CPU in about ten minutes, set-up included
 
   python -m mguit_jax.main --config configs/demo.py --workdir runs/demo
 
-Arguments: preset=paper|official (the preset's method; the choices below are the demo's),
-method=mguit|drit (mguit_jax/methods).
+Arguments: method=mguit|drit|unit (mguit_jax/methods), preset=paper|official (default: the
+method's first; paper for MGUIT). The preset is the method's; the choices below are the demo's.
 
 The demo departs from the preset only where ten minutes of CPU demand it: 96 px crops of
 scenes resized to a short side of 96 (the content discriminator two stride-2 layers
@@ -19,8 +19,18 @@ evaluates the held-out paired scenes (paired and cycle PSNR; `eval_<step>.md`).
 from configs import common
 
 
+def small_networks(config, method: str) -> None:
+  """The demo's reduced widths for `method`'s networks (and what those need)."""
+  if method == "unit":
+    config.model.update(gen_dim=16, gen_n_res=2, dis_dim=16, dis_n_layer=3)
+    return
+  config.model.update(content_dim=48, style_dim=24, enc_c_width=16, enc_s_width=8,
+                      gen_width=48, dis_width=8, dis_c_width=32, dis_c_depth=1,
+                      init_std=0.02)
+
+
 def get_config(arg: str | None = None):
-  args = common.parse_arg(arg, preset="paper", method="mguit")
+  args = common.parse_arg(arg, preset="", method="mguit")
   config = common.base_config(args.preset, args.method)
   config.data.name = "synthetic"
   config.data.resize_short = 96
@@ -30,16 +40,10 @@ def get_config(arg: str | None = None):
   config.data.synthetic.width = 288
   config.data.synthetic.num_train = 200
   config.data.synthetic.num_test = 20
-  config.model.content_dim = 48
-  config.model.style_dim = 24
-  config.model.enc_c_width = 16
-  config.model.enc_s_width = 8
-  config.model.gen_width = 48
-  config.model.dis_width = 8
-  config.model.dis_c_width = 32
-  config.model.dis_c_depth = 1
-  config.model.init_std = 0.02
-  config.train.num_steps = 6000   # ~0.25 s per full iteration (1 in 3), ~0.02 s otherwise
+  small_networks(config, args.method)
+  # MGUIT: ~0.25 s per full iteration (1 in 3), ~0.02 s otherwise; every UNIT iteration is a
+  # full one, so UNIT gets a third of them.
+  config.train.num_steps = 2000 if args.method == "unit" else 6000
   config.train.log_every = 100
   config.train.sample_every = 1000
   config.train.checkpoint_every = 1000

@@ -3,9 +3,9 @@
   python -m mguit_jax.main --config configs/folders.py:path=/data/summer2winter \
       --workdir runs/s2w
 
-Arguments: path=<folder>, preset=paper|official, method=mguit|drit
-(mguit_jax/methods), sizes=<memory items per class,
-'-'-separated, background first>. Without boxes every pixel is background: one memory of
+Arguments: path=<folder>, method=mguit|drit|unit (mguit_jax/methods), preset=paper|official
+(default: the method's first; paper for MGUIT), sizes=<memory items per class, '-'-separated,
+background first>. Without boxes every pixel is background: one memory of
 `sizes=20` items (the default). With a boxes sidecar (trainA.json or trainA.txt beside
 trainA/, see mguit_jax/data/folders_tfds.py) give one entry per class, e.g. sizes=10-5-2-3
 for classes 1..3. Images of any format PIL reads; they are prepared once into
@@ -16,7 +16,7 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  args = common.parse_arg(arg, path="", preset="paper", sizes="20", method="mguit")
+  args = common.parse_arg(arg, path="", preset="", sizes="20", method="mguit")
   if not args.path:
     raise ValueError("configs/folders.py needs path=<folder with trainA/ and trainB/>")
   config = common.base_config(args.preset, args.method)
@@ -24,8 +24,10 @@ def get_config(arg: str | None = None):
   config.data.domains = "A_B"
   config.data.folders.path = args.path
   try:
-    config.memory.sizes = tuple(int(s) for s in args.sizes.split("-"))
+    sizes = tuple(int(s) for s in args.sizes.split("-"))
   except ValueError:
     raise ValueError(f"config argument sizes={args.sizes!r}: expected '-'-separated "
                      "integers, e.g. 20 or 10-5-2-3") from None
+  if "memory" in config:   # methods with a memory of classes
+    config.memory.sizes = sizes
   return config

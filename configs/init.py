@@ -3,9 +3,9 @@
   python -m mguit_jax.main --config configs/init.py:domains=sunny_night,preset=paper \
       --workdir runs/init_sunny_night
 
-Arguments: preset=paper|official, method=mguit|drit
-(mguit_jax/methods), domains=<a>_<b> (sunny_night, sunny_rainy,
-sunny_cloudy; the reverse direction comes from the same model).
+Arguments: method=mguit|drit|unit (mguit_jax/methods), preset=paper|official (default: the
+method's first; paper for MGUIT), domains=<a>_<b> (sunny_night, sunny_rainy, sunny_cloudy;
+the reverse direction comes from the same model).
 
 The raw INIT files are expected in config.data.manual_dir/init (data/manual/init); the
 first run prepares the two domains into config.data.data_dir/init (short side
@@ -16,7 +16,7 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  args = common.parse_arg(arg, preset="paper", domains="sunny_night", method="mguit")
+  args = common.parse_arg(arg, preset="", domains="sunny_night", method="mguit")
   config = common.base_config(args.preset, args.method)
   config.data.name = "init"
   config.data.domains = args.domains

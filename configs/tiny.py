@@ -1,4 +1,5 @@
-"""Tiny widths for tests: the reduced widths of the parity goldens, 216x216 images.
+"""Tiny widths for tests: the reduced widths of the parity goldens (216x216 images for
+MGUIT, 64x64 for UNIT).
 
   python -m mguit_jax.main --config configs/tiny.py --workdir /tmp/tiny
 
@@ -10,8 +11,8 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  args = common.parse_arg(arg, preset="official", method="mguit")
-  config = common.base_config(args.preset, args.method)
+  args = common.parse_arg(arg, preset="", method="mguit")
+  config = common.base_config(args.preset or "official", args.method)
   config.data.name = "synthetic"
   config.data.resize_short = 216
   config.data.crop_size = 216
@@ -20,13 +21,12 @@ def get_config(arg: str | None = None):
   config.data.synthetic.width = 256
   config.data.synthetic.num_train = 8
   config.data.synthetic.num_test = 4
-  config.model.content_dim = 32
-  config.model.style_dim = 16
-  config.model.enc_c_width = 8
-  config.model.enc_s_width = 8
-  config.model.gen_width = 32
-  config.model.dis_width = 8
-  config.model.dis_c_width = 32
+  if args.method == "unit":   # the UNIT goldens' widths, at their 64 px
+    config.model.update(gen_dim=8, gen_n_res=2, dis_dim=8)
+    config.data.resize_short = config.data.crop_size = 64
+  else:
+    config.model.update(content_dim=32, style_dim=16, enc_c_width=8, enc_s_width=8,
+                        gen_width=32, dis_width=8, dis_c_width=32)
   config.train.num_steps = 6
   config.train.log_every = 2
   config.train.sample_every = 3

@@ -34,7 +34,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from mguit_jax import cli, data
+from mguit_jax import cli, data, methods
 from mguit_jax.data import synthetic, transforms
 from mguit_jax.metrics import classifier as classifier_lib
 from mguit_jax.metrics import fid as fid_lib
@@ -43,6 +43,8 @@ from mguit_jax.metrics import lpips as lpips_lib
 from mguit_jax.translate import Translator
 
 METRICS = ("lpips", "fid", "is", "cis", "paired", "cycle")
+# Metrics of the outputs of random styles (not for methods that translate one way).
+RANDOM_STYLE_METRICS = ("lpips", "is", "cis")
 DIRECTIONS = ("a2b", "b2a")
 # Regions of the paired error: the whole image, then the boxes of each synthetic class.
 REGIONS = ("all",) + synthetic.CLASS_NAMES[1:]
@@ -368,6 +370,12 @@ def _check_request(config, metrics: Sequence[str]) -> tuple[list[str], dict[str,
       raise ValueError(f"config.eval.{field}={ev[field]}: expected at least {low}")
   skipped = {}
   runnable = [m for m in METRICS if m in metrics]
+  method = methods.name_of(config)
+  if not methods.get(method).MULTIMODAL:
+    for m in [m for m in runnable if m in RANDOM_STYLE_METRICS]:
+      skipped[m] = (f"method {method!r} translates each image one way: no random styles to "
+                    "measure")
+      runnable.remove(m)
   if "paired" in runnable and not data.has_paired_truth(config):
     skipped["paired"] = (f"dataset {config.data.name!r} has no paired ground truth (only the "
                          "synthetic street scenes render each test scene in both domains)")

@@ -1,4 +1,4 @@
-"""Loss terms of MGUIT as small pure functions (means, as the official code)."""
+"""Loss terms as small pure functions (means, as the official codes)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,16 @@ def l1(x: jax.Array, y: jax.Array) -> jax.Array:
 def l2_regularizer(x: jax.Array) -> jax.Array:
   """The "KL" term of DRIT/MGUIT: mean of squares (pull features towards 0)."""
   return jnp.square(x).mean()
+
+
+def lsgan_discriminator_loss(fake_outputs: Sequence[jax.Array],
+                             real_outputs: Sequence[jax.Array]) -> jax.Array:
+  """Least-squares GAN loss of a multi-scale discriminator (fakes to 0, reals to 1), summed
+  over scales, each scale's fake and real terms added first (as the NVlabs code)."""
+  return sum(jnp.square(f).mean() + jnp.square(r - 1.0).mean()
+             for f, r in zip(fake_outputs, real_outputs))
+
+
+def lsgan_generator_loss(fake_outputs: Sequence[jax.Array]) -> jax.Array:
+  """Least-squares GAN loss of the generator: its fakes judged real (1), summed over scales."""
+  return sum(jnp.square(f - 1.0).mean() for f in fake_outputs)

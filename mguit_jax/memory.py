@@ -108,6 +108,11 @@ class _Pixels(NamedTuple):
 # Construction.
 
 
+def as_memory(tree) -> Memory:
+  """A `Memory` from itself or from its restored checkpoint form (a dict of its fields)."""
+  return tree if isinstance(tree, Memory) else Memory(**tree)
+
+
 def item_classes(sizes) -> np.ndarray:
   """Class index of each item, `[N]` int32: (10, 5) -> ten 0s then five 1s."""
   sizes = tuple(sizes)

@@ -17,6 +17,7 @@ All randomness (generator noise, random memory values) comes from
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -247,3 +248,39 @@ def schedule_step(state: ts.TrainState, batches: tuple[Batch, ...], *, defs: dic
     losses.append(metrics["d/dis_c"])
   state, metrics = full_step(state, batches[-1], defs=defs, config=config)
   return state, metrics, jnp.stack(losses) if losses else jnp.zeros((0,), jnp.float32)
+
+
+def _fuse_cycle(config: ml_collections.ConfigDict, step: int) -> bool:
+  """Whether the d_iter iterations from `step` run as one `schedule_step`: with
+  `train.fused_schedule`, from a cycle's start, when no periodic action (log, samples,
+  checkpoint, evaluation) or the end falls strictly inside the cycle."""
+  t, n = config.train, config.train.d_iter
+  if not t.fused_schedule or n < 2 or step % n or step + n > t.num_steps:
+    return False
+  periods = [p for p in (t.log_every, t.sample_every, t.checkpoint_every, t.eval_every) if p > 0]
+  return not any(k % p == 0 for k in range(step + 1, step + n) for p in periods)
+
+
+class Runner:
+  """The d_iter schedule, jitted: iteration k is a full one when (k + 1) % d_iter == 0, a
+  content-discriminator one otherwise; whole cycles run as one program where `_fuse_cycle`
+  allows. The training loop calls it with the state, a batch source and the step."""
+
+  def __init__(self, config: ml_collections.ConfigDict, defs: dict[str, Any], replicated):
+    jit = lambda fn: jax.jit(functools.partial(fn, defs=defs, config=config),
+                             donate_argnums=0, out_shardings=(replicated, replicated))
+    self.config = config
+    self.full_step, self.content_d_step = jit(full_step), jit(content_d_step)
+    self.schedule_step = jax.jit(functools.partial(schedule_step, defs=defs, config=config),
+                                 donate_argnums=0)
+
+  def __call__(self, state, next_batch, step: int):
+    """Runs the iteration(s) from `step`; returns (state, [metrics per iteration], new step)."""
+    d_iter = self.config.train.d_iter
+    if _fuse_cycle(self.config, step):
+      state, metrics, dis_c_losses = self.schedule_step(
+          state, tuple(next_batch() for _ in range(d_iter)))
+      return state, [{"d/dis_c": loss} for loss in dis_c_losses] + [metrics], step + d_iter
+    is_full = (step + 1) % d_iter == 0
+    state, metrics = (self.full_step if is_full else self.content_d_step)(state, next_batch())
+    return state, [metrics], step + 1

@@ -15,9 +15,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from mguit_jax import checkpointing, data, methods, samples, sharding, steps, translate
+from mguit_jax import checkpointing, data, methods, samples, sharding, translate
 from mguit_jax import train_state as ts
-from mguit_jax.models import discriminators
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -102,11 +101,13 @@ def _check_finite(metrics: dict[str, float], step: int, last_saved: int | None, 
 
 def _sample_grid(translator: translate.Translator, pairs, paired: bool, seed: int) -> np.ndarray:
   """Rows per test image: input, translation (stored style), 2 random styles (drawn from
-  `seed`), cycle and, with `paired` truth, the same scene rendered in the target domain."""
+  `seed`; multimodal methods), cycle and, with `paired` truth, the same scene rendered in the
+  target domain."""
   rows = []
   for src, tgt in (("a", "b"), ("b", "a")):
     x, truth = samples.to_uint8(pairs[f"image_{src}"]), samples.to_uint8(pairs[f"image_{tgt}"])
-    out = translator.translate(x, f"{src}2{tgt}", num_styles=2, seed=seed)   # [B, 3, H, W, 3]
+    num_styles = 2 if translator.multimodal else 0
+    out = translator.translate(x, f"{src}2{tgt}", num_styles=num_styles, seed=seed)
     cycle = translator.translate(out[:, 0], f"{tgt}2{src}")[:, 0]
     cols = [x, *np.moveaxis(out, 1, 0), cycle] + ([truth] if paired else [])
     rows += [[c[i] for c in cols] for i in range(len(x))]
@@ -120,16 +121,15 @@ class _LiveTranslator:
   def __init__(self, config: ml_collections.ConfigDict):
     self.config, self._translator = config, None
 
-  def __call__(self, state: ts.TrainState, step: int) -> translate.Translator:
+  def __call__(self, state, step: int) -> translate.Translator:
     if self._translator is not None and self._translator.step == step:
       return self._translator   # samples and evaluation of the same step
     # Host copies: the translator runs on this process's own device (several processes).
-    params, memory = jax.device_get(
-        ({k: state.params[k] for k in translate.INFERENCE_NETWORKS}, state.memory))
+    inference = jax.device_get(methods.get(self.config.method).inference_subtree(vars(state)))
     if self._translator is None:
-      self._translator = translate.Translator(self.config, params, memory, step)
+      self._translator = translate.Translator(self.config, inference, step)
     else:
-      self._translator.set_state(params, memory, step)
+      self._translator.set_state(inference, step)
     return self._translator
 
 
@@ -159,22 +159,10 @@ class _Evaluator:
     return self._evaluate.headline(results, step)
 
 
-def _fuse_cycle(config: ml_collections.ConfigDict, step: int) -> bool:
-  """Whether the d_iter iterations from `step` run as one `steps.schedule_step`: with
-  `train.fused_schedule`, from a cycle's start, when no periodic action (log, samples,
-  checkpoint, evaluation) or the end falls strictly inside the cycle."""
-  t, n = config.train, config.train.d_iter
-  if not t.fused_schedule or n < 2 or step % n or step + n > t.num_steps:
-    return False
-  periods = [p for p in (t.log_every, t.sample_every, t.checkpoint_every, t.eval_every) if p > 0]
-  return not any(k % p == 0 for k in range(step + 1, step + n) for p in periods)
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> ts.TrainState:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path):
   """Trains (or resumes) in `workdir`; returns the final train state."""
   workdir = Path(workdir).absolute()
-  methods.check_config(config)
-  discriminators.check_crop(config.data.crop_size, config.model.dis_c_depth)
+  methods.check_config(config)   # fields, and what the method needs of the data (crop sizes)
   data.ensure_prepared(config)  # fails at once when a dataset is missing
   devices = jax.devices()
   if config.train.num_devices:
@@ -192,8 +180,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   ckpt.check_compatible(config)
   train_iter = data.make_train_iterator(
       config, process_index=jax.process_index(), process_count=jax.process_count())
-  defs = ts.graphdefs(config)
-  init_fn = functools.partial(ts.init_state, config)
+  method = methods.get(config.method)
+  defs = method.graphdefs(config)
+  init_fn = functools.partial(method.init_state, config)
   abstract = checkpointing.abstract_with_sharding(jax.eval_shape(init_fn), replicated)
   last_saved, state = ckpt.restore_latest(abstract, train_iter)
   if last_saved is not None:
@@ -202,12 +191,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     state = jax.jit(init_fn, out_shardings=replicated)()
   logging.info("Parameters: %s", ts.num_params(state.params))
 
-  jit_step = lambda fn: jax.jit(functools.partial(fn, defs=defs, config=config),
-                                donate_argnums=0, out_shardings=(replicated, replicated))
-  full_step, content_d_step = jit_step(steps.full_step), jit_step(steps.content_d_step)
-  schedule_step = jax.jit(functools.partial(steps.schedule_step, defs=defs, config=config),
-                          donate_argnums=0)
-  d_iter = config.train.d_iter
+  run = method.make_runner(config, defs, replicated)
+  next_batch = lambda: sharding.put_batch(next(train_iter), mesh)
   pairs = data.load_test_pairs(config, config.train.num_samples)
   evaluator = _Evaluator(config, workdir)
   live_translator = _LiveTranslator(config)
@@ -225,17 +210,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     with _StopOnSignal() as stop:
       while step < num_steps and stop.received is None:
         start = step
-        if _fuse_cycle(config, step):
-          batches = tuple(sharding.put_batch(next(train_iter), mesh) for _ in range(d_iter))
-          state, metrics, dis_c_losses = schedule_step(state, batches)
-          pending += [{"d/dis_c": loss} for loss in dis_c_losses] + [metrics]
-          step += d_iter
-        else:
-          batch = sharding.put_batch(next(train_iter), mesh)
-          is_full = (step + 1) % d_iter == 0
-          state, metrics = (full_step if is_full else content_d_step)(state, batch)
-          step += 1
-          pending.append(metrics)
+        state, metrics, step = run(state, next_batch, step)
+        pending += metrics
         for done_step in range(start + 1, step + 1):
           progress(done_step)   # clu's periodic actions expect to see every step
         done = step == num_steps or stop.received is not None

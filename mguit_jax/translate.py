@@ -19,7 +19,6 @@ from pathlib import Path
 
 from absl import app, flags, logging
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -28,88 +27,71 @@ import tqdm
 
 from mguit_jax import checkpointing, cli, methods, samples
 from mguit_jax import memory as memory_lib
-from mguit_jax import train_state as ts
 from mguit_jax.data import pipeline, transforms
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-# The content map is at 1/4 resolution: inputs are padded to a multiple of this.
-_STRIDE = 4
-# Smallest side: padded to 8, the 1/4-resolution maps have the 2 pixels their reflection
-# padding needs.
+# Smallest side: padded to the method's input multiple (4 for every method here), the
+# 1/4-resolution maps have the 2 pixels their reflection padding needs.
 MIN_SIZE = 5
-INFERENCE_NETWORKS = ("enc_c", "gen")
 
 
 def _restore_inference(step_dir: Path):
-  """(config dict, {enc_c, gen} params, Memory) of one checkpoint step; nothing else is read."""
+  """(config dict, what the run's method needs to translate) of one checkpoint step; nothing
+  else (discriminators, optimiser states) is read."""
   state_dir, config_dir = step_dir / "state", step_dir / "config"
   if not (state_dir.is_dir() and config_dir.is_dir()):
     raise FileNotFoundError(f"{step_dir} is not a checkpoint step directory: expected its "
                             "state/ and config/ subdirectories (e.g. RUN/checkpoints/1000)")
   saved_config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(config_dir)
+  method = methods.get(methods.name_of(saved_config))
   handler = ocp.PyTreeCheckpointHandler()
-  tree = handler.metadata(state_dir).tree
-  wanted = {"params": {k: tree["params"][k] for k in INFERENCE_NETWORKS},
-            "memory": tree["memory"]}
+  wanted = method.inference_subtree(handler.metadata(state_dir).tree)
   restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
   restored = ocp.Checkpointer(handler).restore(state_dir, args=ocp.args.PyTreeRestore(
       item=wanted, restore_args=restore_args, partial_restore=True))
-  memory = memory_lib.Memory(**restored["memory"])
-  return saved_config, restored["params"], memory
-
-
-def _translate_batch(params, memory, images, values, *, defs, direction, config):
-  """uint8 [B, H, W, 3] (H, W multiples of 4), values [S, N, Cv] -> [B, S, H, W, 3] in [-1, 1].
-
-  Style s is the method's test-time style (`test_style`; MGUIT: the memory's attention applied
-  to `values[s]`); the content is encoded once and the generator runs once per style
-  (lax.map bounds the memory).
-  """
-  src, tgt = direction[0], direction[2]
-  nets = ts.merge(defs, params)
-  content = nets["enc_c"](pipeline.normalize(images), src)
-  test_style = methods.get(config.method).test_style
-
-  def generate(vals):
-    return nets["gen"](content, test_style(memory, content, vals, config=config), tgt,
-                       noise=None)
-
-  return jnp.moveaxis(jax.lax.map(generate, values), 0, 1)
-
-
-def _encode(params, images, *, defs, domain):
-  """uint8 [B, H, W, 3] (H, W multiples of 4) -> content maps [B, H/4, W/4, Ck]."""
-  return ts.merge(defs, params)["enc_c"](pipeline.normalize(images), domain)
+  return saved_config, restored
 
 
 class Translator:
-  """A trained model restored for inference: content encoder, generator and memory.
+  """A trained model restored for inference: what its method (`config.method`) needs to
+  translate (MGUIT: content encoder, generator and memory; UNIT: the two VAE generators).
 
-  `method` is the run's (`config.method`): for "drit" the stored style is the running mean
-  of the target domain's global styles.
+  `multimodal`: whether the method draws random styles (MGUIT, drit) or translates each
+  image one way (UNIT).
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, params, memory: memory_lib.Memory,
-               step: int):
+  def __init__(self, config: ml_collections.ConfigDict, inference: dict, step: int):
     self.method = methods.name_of(config)
     if self.method == "mguit" and "attention_temperature" not in config.memory:
       # Saved before the field existed: trained with the equations' temperature, 1.
       config = ml_collections.ConfigDict(config.to_dict())
       config.memory.attention_temperature = 1.0
     self.config = methods.configure(config, self.method)
+    self._impl = methods.get(self.method)
+    self.multimodal = self._impl.MULTIMODAL
     self.step = step
     self.domains = tuple(config.data.domains.split("_", 1))
-    self.params = jax.device_put(params)
-    self.memory = jax.device_put(memory)
-    defs = ts.graphdefs(config)
+    self.inference = jax.device_put(inference)
+    self._multiple = self._impl.input_multiple(self.config)
+    defs = self._impl.graphdefs(self.config)
     self._translate = jax.jit(
-        functools.partial(_translate_batch, defs=defs, config=self.config),
+        functools.partial(self._impl.translate_batch, defs=defs, config=self.config),
         static_argnames="direction")
-    self._encode = jax.jit(functools.partial(_encode, defs=defs), static_argnames="domain")
+    self._encode = jax.jit(functools.partial(self._impl.encode_batch, defs=defs),
+                           static_argnames="domain")
 
-  def set_state(self, params, memory: memory_lib.Memory, step: int) -> None:
-    """Translates with other parameters and memory of the same shapes (no recompilation)."""
-    self.params, self.memory, self.step = jax.device_put(params), jax.device_put(memory), step
+  @property
+  def params(self):
+    return self.inference["params"]
+
+  @property
+  def memory(self) -> memory_lib.Memory:
+    """The memory (methods of the MGUIT family)."""
+    return memory_lib.as_memory(self.inference["memory"])
+
+  def set_state(self, inference: dict, step: int) -> None:
+    """Translates with another state of the same shapes (no recompilation)."""
+    self.inference, self.step = jax.device_put(inference), step
 
   @classmethod
   def from_checkpoint(cls, path: str | Path) -> Translator:
@@ -120,9 +102,9 @@ class Translator:
     path = Path(path).absolute()
     if not path.is_dir():
       raise FileNotFoundError(f"checkpoint {path} does not exist")
-    config, params, memory = _restore_inference(path)
+    config, inference = _restore_inference(path)
     step = int(path.name) if path.name.isdigit() else -1
-    return cls(ml_collections.ConfigDict(config), params, memory, step)
+    return cls(ml_collections.ConfigDict(config), inference, step)
 
   @classmethod
   def from_workdir(cls, workdir: str | Path, step: int | None = None) -> Translator:
@@ -166,58 +148,53 @@ class Translator:
           f"one of {sorted(names)}")
     return names[direction]
 
-  def random_values(self, num_styles: int, seed: int = 0) -> np.ndarray:
-    """[num_styles, N, Cv] random memory values; style k (1-based) is fold_in(seed, k).
-
-    Distributed as the run's method stores values (its `random_values`).
-    """
-    if num_styles < 0:
-      raise ValueError(f"num_styles={num_styles}: expected >= 0")
-    key, shape = jax.random.key(seed), self.memory.values_a.shape
-    draw = methods.get(self.method).random_values
-    draws = [np.asarray(draw(jax.random.fold_in(key, k), shape, self.config))
-             for k in range(1, num_styles + 1)]
-    return np.stack(draws) if draws else np.zeros((0,) + shape, np.float32)
-
   def translate(self, images: np.ndarray, direction: str, *, num_styles: int = 0,
                 seed: int = 0) -> np.ndarray:
     """uint8 [B, H, W, 3] -> uint8 [B, 1 + num_styles, H, W, 3].
 
-    Index 0 uses the memory's stored style; 1.. random memory values drawn from
-    `seed` (the same for every image, so an image's outputs do not depend on the
-    rest of its batch). Any H, W >= MIN_SIZE: the batch is padded by reflection
-    to a multiple of 4 and cropped back; each padded shape compiles once.
+    Index 0 is the method's own translation (MGUIT: the memory's stored style); 1.. random
+    styles drawn from `seed` (the same for every image, so an image's outputs do not depend
+    on the rest of its batch; only for `multimodal` methods). Any H, W >= MIN_SIZE: the batch
+    is padded by reflection to the method's input multiple and cropped back; each padded
+    shape compiles once.
     """
+    if num_styles < 0:
+      raise ValueError(f"num_styles={num_styles}: expected >= 0")
+    if num_styles and not self.multimodal:
+      raise ValueError(f"method {self.method!r} translates each image one way: it has no "
+                       f"random styles (num_styles={num_styles}; expected 0)")
     direction = self.resolve_direction(direction)
-    stored = getattr(self.memory, f"values_{direction[2]}")
-    values = np.concatenate([np.asarray(stored)[None], self.random_values(num_styles, seed)])
+    values = self._impl.style_inputs(self.inference, direction[2], num_styles, seed,
+                                     config=self.config)
     return self.translate_values(images, direction, values)
 
   def translate_values(self, images: np.ndarray, direction: str,
                        values: np.ndarray) -> np.ndarray:
-    """uint8 [B, H, W, 3] -> uint8 [B, S, H, W, 3], style s read from `values[s]` [N, Cv].
-
-    A row-constant `values[s]` (one item's value repeated) styles every pixel alike.
-    """
+    """uint8 [B, H, W, 3] -> uint8 [B, S, H, W, 3], style s from `values[s]` (MGUIT: memory
+    values [N, Cv]; a row-constant `values[s]`, one item's value repeated, styles every pixel
+    alike)."""
     direction = self.resolve_direction(direction)
     images, (h, w) = self._padded(images)
     values = np.asarray(values, np.float32)
-    if values.ndim != 3 or values.shape[1:] != self.memory.values_a.shape:
-      raise ValueError(f"values: expected [S, {', '.join(map(str, self.memory.values_a.shape))}]"
-                       f" (styles, memory items, value dim), got {list(values.shape)}")
-    out = self._translate(self.params, self.memory, images, values, direction=direction)
+    shape = self._impl.style_shape(self.inference)
+    if values.ndim != 1 + len(shape) or values.shape[1:] != shape:
+      raise ValueError(f"values: expected [S, {', '.join(map(str, shape))}] (styles, then the "
+                       f"method's style input), got {list(values.shape)}")
+    out = self._translate(self.inference, images, values, direction=direction)
     return samples.to_uint8(jax.device_get(out)[:, :, :h, :w])
 
   def encode(self, images: np.ndarray, domain: str) -> np.ndarray:
-    """uint8 [B, H, W, 3] -> content maps [B, ceil(H/4), ceil(W/4), Ck] (unit-norm pixels)."""
+    """uint8 [B, H, W, 3] -> the method's content maps [B, ceil(H/m), ceil(W/m), C], m its
+    input multiple (MGUIT: unit-norm content at 1/4 resolution)."""
     if domain not in ("a", "b"):
       raise ValueError(f"domain={domain!r}: expected 'a' or 'b'")
     images, (h, w) = self._padded(images)
-    content = self._encode(self.params, images, domain=domain)
-    return np.asarray(jax.device_get(content))[:, :-(-h // _STRIDE), :-(-w // _STRIDE)]
+    content = self._encode(self.inference, images, domain=domain)
+    m = self._multiple
+    return np.asarray(jax.device_get(content))[:, :-(-h // m), :-(-w // m)]
 
   def _padded(self, images) -> tuple[np.ndarray, tuple[int, int]]:
-    """Checks a uint8 batch and pads it by reflection to multiples of 4; returns (H, W) too."""
+    """Checks a uint8 batch and pads it by reflection to the input multiple; returns (H, W)."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(f"images: expected uint8 [B, H, W, 3], got {images.dtype} "
@@ -225,7 +202,7 @@ class Translator:
     h, w = images.shape[1:3]
     if min(h, w) < MIN_SIZE:
       raise ValueError(f"images of {h}x{w} pixels: expected at least {MIN_SIZE} on each side")
-    pad = ((0, 0), (0, -h % _STRIDE), (0, -w % _STRIDE), (0, 0))
+    pad = ((0, 0), (0, -h % self._multiple), (0, -w % self._multiple), (0, 0))
     return np.pad(images, pad, mode="reflect"), (h, w)
 
 

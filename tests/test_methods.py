@@ -7,28 +7,32 @@ from configs import common, demo, init, tiny
 from mguit_jax import convert, methods, train
 from mguit_jax.methods import drit, mguit
 
-# What the shared iteration (steps.py) and inference (translate.py) call on a method.
-STYLE_SOURCE = ("config_fields", "random_values", "train_forward", "self_recon_styles",
-                "cycle_styles", "regressed_style", "health", "test_style")
+# What the MGUIT family's iteration (steps.py) calls on its methods.
+STYLE_SOURCE = ("random_values", "train_forward", "self_recon_styles", "cycle_styles",
+                "regressed_style", "health", "test_style")
 
 
 def test_registry_names_and_interface():
-  assert sorted(methods.METHODS) == ["drit", "mguit"]
+  assert sorted(methods.METHODS) == ["drit", "mguit", "unit"]
   assert methods.get("mguit") is mguit and methods.get("drit") is drit
   for name in methods.METHODS:
     method = methods.get(name)
-    missing = [f for f in STYLE_SOURCE + ("SUMMARY", "CONVERTER") if not hasattr(method, f)]
+    family = STYLE_SOURCE if name in ("mguit", "drit") else ()
+    missing = [f for f in methods.CONTRACT + family if not hasattr(method, f)]
     assert not missing, (name, missing)
-  with pytest.raises(ValueError, match=r"'unit' is not a registered method; expected one of "
-                                       r"\['drit', 'mguit'\]"):
-    methods.get("unit")
+  with pytest.raises(ValueError, match=r"'munit' is not a registered method; expected one of "
+                                       r"\['drit', 'mguit', 'unit'\]"):
+    methods.get("munit")
   with pytest.raises(ValueError, match="not a registered method"):
     init.get_config("method=munit")
+  with pytest.raises(ValueError, match=r"method 'unit' has no preset 'paper'; expected one of "
+                                       r"\('official',\)"):
+    init.get_config("method=unit,preset=paper")
 
 
 @pytest.mark.parametrize("preset", common.PRESETS)
 def test_each_method_has_only_its_own_fields(preset):
-  configs = {name: common.base_config(preset, name) for name in methods.METHODS}
+  configs = {name: common.base_config(preset, name) for name in ("mguit", "drit")}
   for name, config in configs.items():
     assert config.method == name
     methods.check_config(config)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mguit_jax import data, steps, train
+from mguit_jax import data, steps
 from mguit_jax import train_state as ts
 from tests.training_checks import max_abs_diff, small_paper_config
 
@@ -130,10 +130,10 @@ def test_fused_cycles_leave_periodic_steps_to_host_dispatch():
   config = _config()
   config.train.update(fused_schedule=True, d_iter=3, num_steps=20, log_every=4,
                       sample_every=10, checkpoint_every=10, eval_every=0)
-  fused = [s for s in range(20) if train._fuse_cycle(config, s)]
+  fused = [s for s in range(20) if steps._fuse_cycle(config, s)]
   # Cycles start at multiples of 3; a periodic step inside one (after its first iteration,
   # before its last) splits it: 4 in the one from 3, 8 from 6, 10 from 9, 16 from 15; the one
   # from 18 would run past the end.
   assert fused == [0, 12]
   config.train.fused_schedule = False
-  assert not any(train._fuse_cycle(config, s) for s in range(20))
+  assert not any(steps._fuse_cycle(config, s) for s in range(20))

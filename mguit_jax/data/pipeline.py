@@ -187,7 +187,7 @@ def make_train_iterator(config, *, process_index: int = 0, process_count: int = 
 
   Each batch holds "image" float32 [b, S, S, 3] in [-1, 1] and "masks" float32
   [b, S/4, S/4, K], b = config.data.batch_size // process_count, S = crop_size,
-  K = len(config.memory.sizes). Supports get_state()/set_state() (grain checkpoints).
+  K = num_classes(config). Supports get_state()/set_state() (grain checkpoints).
   """
   _check_sizes(config)
   batch, rem = divmod(config.data.batch_size, process_count)
@@ -201,7 +201,7 @@ def make_train_iterator(config, *, process_index: int = 0, process_count: int = 
                     "config.data.storage_short=%d: every training image is upscaled %.2fx",
                     config.data.resize_short, config.data.storage_short,
                     config.data.resize_short / config.data.storage_short)
-  k = len(config.memory.sizes)
+  k = num_classes(config)
   augment = Augment(config.data.resize_short, config.data.crop_size, bool(config.data.flip), k)
   seeds = np.random.SeedSequence([config.seed, process_index]).generate_state(4)
   domains = []
@@ -209,7 +209,7 @@ def make_train_iterator(config, *, process_index: int = 0, process_count: int = 
     if len(source) == 0:
       raise ValueError(f"split {source.split!r} of dataset {config.data.name!r} is empty "
                        f"(under {config.data.data_dir}); expected at least one image")
-    if source.num_classes > k:
+    if source.num_classes > k and "memory" in config:
       logging.warning("%s has object classes up to %d but config.memory.sizes has %d "
                       "entries: classes >= %d train as background.", source.split,
                       source.num_classes - 1, k, k)
@@ -266,7 +266,7 @@ def load_test_pairs(config, num: int | None = None) -> dict[str, np.ndarray]:
   `has_paired_truth`, unrelated images for the unpaired datasets.
   """
   _check_sizes(config)
-  size, k = config.data.crop_size, len(config.memory.sizes)
+  size, k = config.data.crop_size, num_classes(config)
   out = {"image_a": [], "image_b": [], "masks": []}
   for pair in zip(test_images(config, "a", num), test_images(config, "b", num)):
     for key, example in zip(("image_a", "image_b"), pair):
@@ -301,7 +301,7 @@ def _check_sizes(config) -> None:
   if data.resize_short < data.crop_size:
     raise ValueError(f"config.data.resize_short={data.resize_short} is smaller than "
                      f"config.data.crop_size={data.crop_size}")
-  if len(config.memory.sizes) < 1:
+  if "memory" in config and len(config.memory.sizes) < 1:
     raise ValueError("config.memory.sizes is empty; expected one entry per class")
 
 
@@ -377,6 +377,12 @@ def _train_sources(config) -> tuple[DomainSource, DomainSource]:
   return _domain_source(config, 0, "train"), _domain_source(config, 1, "train")
 
 
+def num_classes(config) -> int:
+  """Channels of the class masks: one per entry of `config.memory.sizes` for the methods
+  with a memory of classes; 1 (all background) for methods that read no masks."""
+  return len(config.memory.sizes) if "memory" in config else 1
+
+
 def random_batch(config, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
   """A training batch of uniform-noise images with random boxes, shaped like the pipeline's.
 
@@ -384,7 +390,7 @@ def random_batch(config, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
   """
   rng = np.random.default_rng(seed)
   size, b = config.data.crop_size, config.data.batch_size
-  k = len(config.memory.sizes)
+  k = num_classes(config)
 
   def domain():
     masks = []

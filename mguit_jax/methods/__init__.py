@@ -1,14 +1,29 @@
 """The methods this toolkit trains, by name: `config.method` picks one from `METHODS`.
 
-A method is one module of this package plus one line in `METHODS`. The methods here share
-MGUIT's networks, losses and iteration (`mguit_jax.steps`); what sets them apart is where a
-translation's style comes from, so each module provides that "style source" as functions of
-the memory state, the network outputs and the whole config:
+A method is one module (or package) here plus one line in `METHODS`. The training loop,
+checkpoints, translation and evaluation reach it only through this contract:
 
-* `SUMMARY`: one line for listings and tables; `CONVERTER`: the module that imports and
-  exports the method's official checkpoints, or None.
-* `config_fields(preset)`: the flattened config fields only this method reads, with their
-  defaults for `preset` (`configure` adds them; a field of another method is an error).
+* `SUMMARY`: one line for listings; `PRESETS`: the presets it has (`paper`: its paper's
+  settings; `official`: its released code's), the first the default; `CONVERTER`: the module
+  that imports and exports its official checkpoints, or None.
+* `config_fields(preset)`: a config fragment (ConfigDict) of what the method adds to the
+  shared data, training-loop and evaluation fields (`configs/common.py`): networks, losses,
+  optimiser, with `preset`'s defaults (`configure` adds them; a field that only other methods
+  have is an error). `validate(config)`: what else it needs (e.g. crop sizes).
+* Training: `init_state(config)` (a pytree with `step` and `params`), `graphdefs(config)`,
+  `make_runner(config, defs, replicated)`: called with (state, a batch source, step), runs
+  the iteration(s) from `step` and returns (state, [metrics per iteration], the next step).
+* Inference: `INFERENCE_NETWORKS`; `inference_subtree(tree)`: what translation needs of a
+  state (or of its checkpoint's tree); `input_multiple(config)`; `MULTIMODAL` (random styles
+  or one translation per image); `style_shape(inference)` and `style_inputs(inference,
+  target, num_styles, seed, *, config)`: the `[S, ...]` style inputs (stored, then random);
+  `translate_batch(inference, images, values, *, defs, direction, config)` -> [B, S, H, W, 3];
+  `encode_batch(inference, images, *, defs, domain)`.
+
+MGUIT and the no-memory baseline (drit) share networks, losses and iteration
+(`mguit_jax/steps.py`, the inference functions of `mguit.py`); what sets them apart is where
+a translation's style comes from, a "style source" `steps.py` calls:
+
 * `random_values(key, shape, config)`: `[N, Cv]` random values, distributed as stored ones.
 * `train_forward(memory, c_a, c_b, s_a, s_b, masks_a, masks_b, rand_a, rand_b, *, config)`:
   `(new memory, reads, losses)` as `memory.train_forward` documents; `losses` maps a name
@@ -26,12 +41,20 @@ from __future__ import annotations
 
 import importlib
 import types
+from typing import Any
 
+from flax import traverse_util
 import ml_collections
 
+# The contract every method module provides (see above).
+CONTRACT = ("SUMMARY", "PRESETS", "CONVERTER", "config_fields", "validate", "init_state",
+            "graphdefs", "make_runner", "INFERENCE_NETWORKS", "inference_subtree",
+            "input_multiple", "MULTIMODAL", "style_shape", "style_inputs", "translate_batch",
+            "encode_batch")
 METHODS = {
     "mguit": "mguit_jax.methods.mguit",
     "drit": "mguit_jax.methods.drit",
+    "unit": "mguit_jax.methods.unit",
 }
 
 
@@ -54,9 +77,14 @@ def name_of(config) -> str:
   return "drit" if config["memory"].get("enabled", True) is False else "mguit"
 
 
+def _fields(fragment: ml_collections.ConfigDict) -> dict[str, Any]:
+  """{"group.key": value} of a config fragment."""
+  return traverse_util.flatten_dict(fragment.to_dict(), sep=".")
+
+
 def _specific_fields() -> dict[str, set[str]]:
-  """{method: the flattened fields only it reads} (its defaults' keys, preset-independent)."""
-  return {name: set(get(name).config_fields("paper")) for name in METHODS}
+  """{method: the fields it adds to the shared config} (preset-independent names)."""
+  return {name: set(_fields(get(name).config_fields(get(name).PRESETS[0]))) for name in METHODS}
 
 
 def configure(config, name: str) -> ml_collections.ConfigDict:
@@ -64,28 +92,27 @@ def configure(config, name: str) -> ml_collections.ConfigDict:
   the defaults of `config.preset` where missing, the fields of other methods removed."""
   method = get(name)
   d = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
-  d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
-  d["method"] = name
-  d.get("memory", {}).pop("enabled", None)   # configs saved before methods existed
-  own = method.config_fields(d["preset"])
+  flat = traverse_util.flatten_dict(d, sep=".")
+  flat.pop("memory.enabled", None)   # configs saved before methods existed
+  if d["preset"] not in method.PRESETS:
+    raise ValueError(f"method {name!r} has no preset {d['preset']!r}; expected one of "
+                     f"{method.PRESETS}")
+  own = _fields(method.config_fields(d["preset"]))
   for fields in _specific_fields().values():
     for field in fields - set(own):
-      group, key = field.split(".")
-      d.get(group, {}).pop(key, None)
-  for field, value in own.items():
-    group, key = field.split(".")
-    d.setdefault(group, {}).setdefault(key, value)
-  return ml_collections.ConfigDict(d)
+      flat.pop(field, None)
+  flat = {**own, **flat, "method": name}
+  return ml_collections.ConfigDict(traverse_util.unflatten_dict(flat, sep="."))
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming every field the configured method does not read (a field of
-  another method) and every field of its own that is missing."""
+  another method) and every field of its own that is missing; then the method's own checks
+  (`validate`: e.g. crop sizes its networks accept)."""
   name = config.get("method", "")
   method = get(name)
-  own = set(method.config_fields(config.preset))
-  present = {f"{group}.{key}" for group, sub in config.items()
-             if isinstance(sub, ml_collections.ConfigDict) for key in sub}
+  own = set(_fields(method.config_fields(config.preset)))
+  present = set(_fields(config))
   problems = [f"config.{field} is read by method {other!r}, not by {name!r}"
               for other, fields in sorted(_specific_fields().items()) if other != name
               for field in sorted((fields - own) & present)]
@@ -97,4 +124,5 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         + f"\nChoose the method in the config file's argument (e.g. --config "
         f"configs/init.py:method={name}), which builds its fields, rather than overriding "
         "config.method alone.")
+  method.validate(config)
 

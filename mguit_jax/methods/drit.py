@@ -13,20 +13,27 @@ all rows being equal marks the mean as started: the first update sets it to the 
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from mguit_jax import memory as memory_lib
+from mguit_jax.methods import mguit
+# The MGUIT family's training and inference (the same networks and iteration).
+from mguit_jax.methods.mguit import (  # noqa: F401
+    INFERENCE_NETWORKS, MULTIMODAL, encode_batch, graphdefs, inference_subtree, init_state,
+    input_multiple, make_runner, style_inputs, style_shape, translate_batch, validate)
 
 SUMMARY = "DRIT-style baseline: one global style vector per image, no memory"
+PRESETS = ("paper", "official")
 CONVERTER = None
 
 
-def config_fields(preset: str) -> dict[str, Any]:
-  del preset
-  return {"memory.style_momentum": 0.99}   # running mean of the global styles (test-time style)
+def config_fields(preset: str) -> ml_collections.ConfigDict:
+  """MGUIT's networks, losses and optimisers (`mguit.network_fields`), no memory."""
+  c = mguit.network_fields(preset)
+  c.memory.style_momentum = 0.99     # running mean of the global styles (test-time style)
+  return c
 
 
 def broadcast_style(style, like) -> jax.Array:

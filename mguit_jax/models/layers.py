@@ -155,10 +155,11 @@ class Conv(nnx.Module):
   compute_dtype = "float32"
 
   def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, *,
-               init_std: float, rngs: nnx.Rngs):
+               init_std: float, rngs: nnx.Rngs, bias_init: nnx.Initializer | None = None):
     self.kernel = nnx.Param(
         nnx.initializers.normal(init_std)(rngs.params(), (kernel, kernel, in_ch, out_ch)))
-    self.bias = nnx.Param(torch_bias_init(in_ch * kernel * kernel)(rngs.params(), (out_ch,)))
+    bias_init = bias_init or torch_bias_init(in_ch * kernel * kernel)
+    self.bias = nnx.Param(bias_init(rngs.params(), (out_ch,)))
     self.stride = stride
 
   def __call__(self, x: jax.Array) -> jax.Array:
