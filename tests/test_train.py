@@ -183,6 +183,8 @@ def test_sample_grid_has_a_truth_column_only_for_paired_data():
   calls = []
 
   class Echo:   # a translator whose every style returns its input
+    multimodal = True
+
     def translate(self, images, direction, *, num_styles=0, seed=0):
       calls.append((direction, num_styles, seed))
       return np.repeat(images[:, None], 1 + num_styles, axis=1)
@@ -194,3 +196,6 @@ def test_sample_grid_has_a_truth_column_only_for_paired_data():
   # With a truth column, an a->b row ends with the b image of the same scene.
   grid = train._sample_grid(Echo(), pairs, True, seed=7)
   assert grid[2:10, 52:60].min() == 255 and grid[2:10, 42:50].max() == 0
+  # A method that translates one way gets no random-style columns.
+  Echo.multimodal = False
+  assert train._sample_grid(Echo(), pairs, True, seed=7).shape == (4 * 10 + 2, 4 * 10 + 2, 3)
