@@ -3,7 +3,7 @@
   python -m mguit_jax.main --config configs/folders.py:path=/data/summer2winter \
       --workdir runs/s2w
 
-Arguments: path=<folder>, method=mguit|drit|unit (mguit_jax/methods), preset=paper|official
+Arguments: path=<folder>, method=mguit|drit|unit|munit (mguit_jax/methods), preset=paper|official
 (default: the method's first; paper for MGUIT), sizes=<memory items per class, '-'-separated,
 background first>. Without boxes every pixel is background: one memory of
 `sizes=20` items (the default). With a boxes sidecar (trainA.json or trainA.txt beside

@@ -3,7 +3,7 @@
   python -m mguit_jax.main --config configs/init.py:domains=sunny_night,preset=paper \
       --workdir runs/init_sunny_night
 
-Arguments: method=mguit|drit|unit (mguit_jax/methods), preset=paper|official (default: the
+Arguments: method=mguit|drit|unit|munit (mguit_jax/methods), preset=paper|official (default: the
 method's first; paper for MGUIT), domains=<a>_<b> (sunny_night, sunny_rainy, sunny_cloudy;
 the reverse direction comes from the same model).
 

@@ -1,5 +1,5 @@
 """Tiny widths for tests: the reduced widths of the parity goldens (216x216 images for
-MGUIT, 64x64 for UNIT).
+MGUIT, 64x64 for UNIT and MUNIT).
 
   python -m mguit_jax.main --config configs/tiny.py --workdir /tmp/tiny
 
@@ -21,8 +21,10 @@ def get_config(arg: str | None = None):
   config.data.synthetic.width = 256
   config.data.synthetic.num_train = 8
   config.data.synthetic.num_test = 4
-  if args.method == "unit":   # the UNIT goldens' widths, at their 64 px
+  if args.method in ("unit", "munit"):   # their goldens' widths, at their 64 px
     config.model.update(gen_dim=8, gen_n_res=2, dis_dim=8)
+    if args.method == "munit":
+      config.model.update(style_dim=4, mlp_dim=16)
     config.data.resize_short = config.data.crop_size = 64
   else:
     config.model.update(content_dim=32, style_dim=16, enc_c_width=8, enc_s_width=8,

@@ -55,6 +55,7 @@ METHODS = {
     "mguit": "mguit_jax.methods.mguit",
     "drit": "mguit_jax.methods.drit",
     "unit": "mguit_jax.methods.unit",
+    "munit": "mguit_jax.methods.munit",
 }
 
 

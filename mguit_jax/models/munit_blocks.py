@@ -3,7 +3,8 @@
 NHWC, PyTorch-exact semantics as in `layers`. Every conv block is pad (reflect or zero),
 conv with bias, a norm and an activation; the choices are the released code's:
 
-* norms: "none", "in" (InstanceNorm2d without affine), "ln" (`LayerNormStd`);
+* norms: "none", "in" (InstanceNorm2d without affine), "ln" (`LayerNormStd`), "adain"
+  (instance norm, then a per-sample scale and bias given with the input: MUNIT's decoder);
 * activations: "relu", "lrelu" (slope 0.2), "tanh", "none";
 * inits: "kaiming" (He normal, fan-in, as the generators) or "gaussian" (N(0, 0.02), as the
   discriminators); biases start at 0.
@@ -19,7 +20,7 @@ from flax import nnx
 
 from mguit_jax.models import layers
 
-NORMS = ("none", "in", "ln")
+NORMS = ("none", "in", "ln", "adain")
 ACTIVATIONS = ("relu", "lrelu", "tanh", "none")
 PAD_TYPES = ("reflect", "zero")
 INITS = ("kaiming", "gaussian")
@@ -80,12 +81,16 @@ class ConvBlock(nnx.Module):
                             bias_init=_zeros, rngs=rngs)
     self.norm = (LayerNormStd(out_ch, rngs=rngs) if _check("norm", norm, NORMS) == "ln"
                  else None)
-    self.instance_norm = norm == "in"
+    self.instance_norm = norm in ("in", "adain")
+    self.adaptive = norm == "adain"
+    self.out_ch = out_ch
     self.pad = pad
     self.pad_type = _check("pad_type", pad_type, PAD_TYPES)
     self.activation = _check("activation", activation, ACTIVATIONS)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, adain: tuple[jax.Array, jax.Array] | None = None
+               ) -> jax.Array:
+    """`adain`: (bias, scale), each [B, out_ch], for norm "adain"."""
     if self.pad_type == "reflect":
       x = layers.reflect_pad(x, self.pad)
     else:
@@ -93,6 +98,9 @@ class ConvBlock(nnx.Module):
     x = self.conv(x)
     if self.instance_norm:
       x = layers.instance_norm(x)
+    if self.adaptive:
+      bias, scale = adain
+      x = x * scale[:, None, None, :] + bias[:, None, None, :]
     elif self.norm is not None:
       x = self.norm(x)
     return activate(x, self.activation)
@@ -107,8 +115,10 @@ class ResBlock(nnx.Module):
     self.conv1 = ConvBlock(ch, ch, 3, 1, 1, activation=activation, **kw)
     self.conv2 = ConvBlock(ch, ch, 3, 1, 1, activation="none", **kw)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    return x + self.conv2(self.conv1(x))
+  def __call__(self, x: jax.Array, adain: list | None = None) -> jax.Array:
+    """`adain`: the two convs' (bias, scale) pairs, for norm "adain"."""
+    first, second = adain or (None, None)
+    return x + self.conv2(self.conv1(x, first), second)
 
 
 class ContentEncoder(nnx.Module):
@@ -134,7 +144,12 @@ class ContentEncoder(nnx.Module):
 
 class Decoder(nnx.Module):
   """`n_res` residual blocks (norm `res_norm`), `n_upsample` x (nearest 2x upsampling, 5x5
-  conv halving the width, layer norm), 7x7 conv to `out_ch` with tanh."""
+  conv halving the width, layer norm), 7x7 conv to `out_ch` with tanh.
+
+  With res_norm "adain" the call takes `adain_params` [B, num_adain_params]: per conv of
+  the residual blocks in order, its width of biases, then its width of scales (MUNIT's MLP
+  output, consumed as the released code assigns it).
+  """
 
   def __init__(self, *, n_upsample: int, n_res: int, dim: int, out_ch: int, res_norm: str,
                activation: str, pad_type: str, init: str, rngs: nnx.Rngs):
@@ -147,13 +162,31 @@ class Decoder(nnx.Module):
     self.ups = nnx.List(ups)
     self.out = ConvBlock(dim, out_ch, 7, 1, 3, norm="none", pad_type=pad_type,
                          activation="tanh", init=init, rngs=rngs)
+    self.num_adain_params = 4 * n_res * self.res[0].conv1.out_ch if res_norm == "adain" else 0
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    for block in self.res:
-      x = block(x)
+  def __call__(self, x: jax.Array, adain_params: jax.Array | None = None) -> jax.Array:
+    for i, block in enumerate(self.res):
+      adain = None
+      if adain_params is not None:
+        c = block.conv1.out_ch
+        p = adain_params[:, 4 * c * i:4 * c * (i + 1)]
+        adain = [(p[:, :c], p[:, c:2 * c]), (p[:, 2 * c:3 * c], p[:, 3 * c:])]
+      x = block(x, adain)
     for block in self.ups:
       x = block(layers.upsample2(x))
     return self.out(x)
+
+
+class Linear(nnx.Module):
+  """x @ kernel + bias, kernel [in, out]; init as the convs ("kaiming": fan-in He normal)."""
+
+  def __init__(self, in_dim: int, out_dim: int, *, init: str, rngs: nnx.Rngs):
+    std = init_std(init, in_dim, 1)
+    self.kernel = nnx.Param(std * jax.random.normal(rngs.params(), (in_dim, out_dim)))
+    self.bias = nnx.Param(jnp.zeros((out_dim,), jnp.float32))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return x @ self.kernel[...] + self.bias[...]
 
 
 class MultiScaleDiscriminator(nnx.Module):

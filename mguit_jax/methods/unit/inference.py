@@ -12,22 +12,6 @@ MULTIMODAL = False
 INFERENCE_NETWORKS = ("gen_a", "gen_b")
 
 
-def input_multiple(config) -> int:
-  return 2 ** config.model.gen_n_downsample
-
-
-def validate(config) -> None:
-  """Crops must be multiples of the generators' downsampling and leave the coarsest
-  discriminator scale at least 1 pixel."""
-  multiple = input_multiple(config)
-  least = 2 ** (config.model.dis_n_layer + config.model.dis_num_scales - 1)
-  crop = config.data.crop_size
-  if crop % multiple or crop < least:
-    raise ValueError(f"config.data.crop_size={crop}: method 'unit' needs a multiple of "
-                     f"{multiple} (2^model.gen_n_downsample) of at least {least} (the "
-                     "discriminator's coarsest scale)")
-
-
 def inference_subtree(tree) -> dict:
   return {"params": {k: tree["params"][k] for k in INFERENCE_NETWORKS}}
 

@@ -10,9 +10,6 @@ import ml_collections
 
 from mguit_jax.models import munit_blocks
 
-NETWORK_NAMES = ("gen_a", "gen_b", "dis_a", "dis_b")
-
-
 class VAEGen(nnx.Module):
   """Encoder to the latent mean (the VAE's std is fixed at 1) and decoder back to an image."""
 

@@ -1,0 +1,136 @@
+"""What the methods of the NVlabs MUNIT code base (UNIT's master, MUNIT) share: two
+generators and two multi-scale LSGAN discriminators, one discriminator step then one
+generator step per iteration, Adam with the released StepLR schedule, the config fields of
+those networks, and the official state_dict names (`convert`). Not a method itself."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from mguit_jax import train_state as ts
+
+NETWORK_NAMES = ("gen_a", "gen_b", "dis_a", "dis_b")
+
+
+def config_fields() -> ml_collections.ConfigDict:
+  """The released settings both methods share (configs/*_edges2shoes_folder.yaml)."""
+  c = ml_collections.ConfigDict()
+  c.model = ml_collections.ConfigDict()
+  c.model.gen_dim = 64               # encoder stem width, doubled by each downsampling
+  c.model.gen_n_downsample = 2
+  c.model.gen_n_res = 4              # residual blocks in the content encoder and the decoder
+  c.model.gen_activation = "relu"
+  c.model.gen_pad_type = "reflect"   # reflect | zero
+  c.model.gen_init = "kaiming"       # kaiming | gaussian (N(0, 0.02))
+  c.model.dis_dim = 64
+  c.model.dis_n_layer = 4            # 4x4 stride-2 convs per scale
+  c.model.dis_num_scales = 3
+  c.model.dis_norm = "none"          # none | in | ln
+  c.model.dis_activation = "lrelu"
+  c.model.dis_pad_type = "reflect"
+  c.model.dis_init = "gaussian"
+  c.loss = ml_collections.ConfigDict()
+  c.loss.gan = 1.0                   # LSGAN, both domains
+  c.loss.recon_x = 10.0              # L1 self-reconstruction
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 1e-4
+  c.optim.b1 = 0.5
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+  c.optim.weight_decay = 1e-4        # coupled L2, as torch.optim.Adam
+  c.optim.step_size = 100_000        # lr x gamma every step_size iterations
+  c.optim.gamma = 0.5
+  return c
+
+
+def validate(config) -> None:
+  """Crops must be multiples of the generators' downsampling and leave the coarsest
+  discriminator scale at least 1 pixel."""
+  multiple = input_multiple(config)
+  least = 2 ** (config.model.dis_n_layer + config.model.dis_num_scales - 1)
+  crop = config.data.crop_size
+  if crop % multiple or crop < least:
+    raise ValueError(f"config.data.crop_size={crop}: method {config.method!r} needs a "
+                     f"multiple of {multiple} (2^model.gen_n_downsample) of at least {least} "
+                     "(the discriminator's coarsest scale)")
+
+
+def input_multiple(config) -> int:
+  return 2 ** config.model.gen_n_downsample
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array                      # int32: iterations done
+  rng: jax.Array                       # uint32 raw key data; per-step keys fold_in(rng, step)
+  params: dict[str, Any]               # network name -> pure param dict
+  opt_state: dict[str, Any]            # network name -> optax state
+
+
+def learning_rate(config: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
+  """The released StepLR schedule: lr x gamma^floor((step + 1) / step_size). The scheduler
+  steps before each iteration, so the first decay applies at iteration step_size - 1."""
+  o = config.optim
+  return o.lr * o.gamma ** ((step + 1) // o.step_size)
+
+
+def graphdefs(build: Callable, config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """Graph definitions of `build(model_config, rngs=...)`'s networks."""
+  nets = nnx.eval_shape(lambda: build(config.model, rngs=nnx.Rngs(config.seed)))
+  return {name: nnx.graphdef(net) for name, net in nets.items()}
+
+
+def init_state(build: Callable, config: ml_collections.ConfigDict) -> TrainState:
+  """A fresh state of `build`'s networks; deterministic in config.seed. Jit it to place it."""
+  nets = build(config.model, rngs=nnx.Rngs(config.seed))
+  params = {name: nnx.to_pure_dict(nnx.state(net, nnx.Param)) for name, net in nets.items()}
+  opt_state = {name: ts.make_optimizer(config.optim, name).init(p) for name, p in params.items()}
+  key = jax.random.fold_in(jax.random.key(config.seed), 2)
+  return TrainState(step=jnp.zeros((), jnp.int32), rng=jax.random.key_data(key),
+                    params=params, opt_state=opt_state)
+
+
+def apply_adam(config, names, params, opt_state, grads, lr):
+  """One Adam step (coupled weight decay) of each network in `names`."""
+  params, opt_state = dict(params), dict(opt_state)
+  for name in names:
+    updates, opt_state[name] = ts.make_optimizer(config.optim, name).update(
+        grads[name], opt_state[name], params[name])
+    params[name] = jax.tree.map(lambda p, u: p - lr * u, params[name], updates)
+  return params, opt_state
+
+
+def step_both(config, state: TrainState, batch, draws, defs, dis_objective, gen_objective):
+  """One iteration: the discriminators' step, then the generators' step against the updated
+  discriminators; each objective is f(own params, all params, batch, draws, defs, config)
+  -> (loss, metrics). Returns (new_state, metrics)."""
+  lr = learning_rate(config, state.step)
+  params, opt_state, metrics = state.params, state.opt_state, {"lr": lr}
+  for names, objective in ((("dis_a", "dis_b"), dis_objective),
+                           (("gen_a", "gen_b"), gen_objective)):
+    grads, step_metrics = jax.grad(objective, has_aux=True)(
+        {k: params[k] for k in names}, params, batch, draws, defs, config)
+    params, opt_state = apply_adam(config, names, params, opt_state, grads, lr)
+    metrics.update(step_metrics)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+class Runner:
+  """One jitted `train_step` per iteration (the training loop's interface: state, a batch
+  source and the step in; state, [metrics], the next step out)."""
+
+  def __init__(self, train_step: Callable, config: ml_collections.ConfigDict,
+               defs: dict[str, Any], replicated):
+    self._step = jax.jit(functools.partial(train_step, defs=defs, config=config),
+                         donate_argnums=0, out_shardings=(replicated, replicated))
+
+  def __call__(self, state, next_batch, step: int):
+    state, metrics = self._step(state, next_batch())
+    return state, [metrics], step + 1

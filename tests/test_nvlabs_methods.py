@@ -1,0 +1,76 @@
+"""UNIT and MUNIT as methods of the toolkit: their configs, training loop, checkpoints,
+translation and evaluation (numerical parity with the NVlabs code: tests/parity/)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from configs import common, tiny
+from mguit_jax import checkpointing, methods, train, translate
+
+
+@pytest.mark.parametrize("method", ["unit", "munit"])
+def test_config_holds_only_the_methods_fields(method):
+  config = common.base_config("", method)
+  assert config.method == method and config.preset == "official"
+  assert "memory" not in config and "content_dim" not in config.model
+  assert (config.model.gen_dim, config.model.gen_n_res, config.loss.recon_x) == (64, 4, 10.0)
+  assert (config.optim.b1, config.optim.step_size, config.optim.gamma) == (0.5, 100_000, 0.5)
+  if method == "unit":
+    assert (config.loss.recon_kl, config.loss.recon_x_cyc) == (0.01, 10.0)
+  else:   # the edges2shoes yaml
+    assert (config.model.style_dim, config.loss.recon_s, config.loss.recon_x_cyc) == (8, 1.0, 0.0)
+  methods.check_config(config)
+  for crop in (66, 32):   # not a multiple of 4; below the coarsest discriminator scale
+    config.data.crop_size = crop
+    with pytest.raises(ValueError, match=f"crop_size={crop}: method '{method}' needs a "
+                                         r"multiple of 4 .* of at least 64"):
+      methods.check_config(config)
+
+
+@pytest.mark.parametrize("method", ["unit", "munit"])
+def test_trains_translates_and_evaluates(method, tmp_path):
+  config = tiny.get_config(f"method={method}")
+  config.train.num_steps = 4
+  config.train.num_devices = 1     # conftest's 4 CPU devices are for the data-parallel test
+  config.train.checkpoint_every = config.train.sample_every = 2
+  config.train.eval_metrics = "paired,cycle,lpips"
+  config.eval.num_pairs = 2
+  workdir = tmp_path / "run"
+  state = train.train_and_evaluate(config, workdir)
+  assert int(state.step) == 4 and set(state.params) == {"gen_a", "gen_b", "dis_a", "dis_b"}
+  assert sorted(p.name for p in (workdir / "samples").iterdir()) == [
+      "step_0000002.png", "step_0000004.png"]
+  report = json.loads((workdir / "eval_4.json").read_text())
+  assert {"a2b/paired/all/psnr", "b2a/cycle/psnr"} <= set(report["metrics"])
+  assert all(np.isfinite(v) for v in report["metrics"].values())
+
+  translator = translate.Translator.from_workdir(workdir)
+  assert translator.method == method and set(translator.params) == {"gen_a", "gen_b"}
+  images = np.random.default_rng(0).integers(0, 256, (2, 37, 50, 3), np.uint8)
+  assert translator.encode(images, "a").shape == (2, 10, 13, 32)
+  if method == "unit":   # one translation per image
+    assert not translator.multimodal
+    assert "translates each image one way" in report["skipped"]["lpips"]
+    out = translator.translate(images, "a2b")
+    assert out.shape == (2, 1, 37, 50, 3) and out.dtype == np.uint8
+    with pytest.raises(ValueError, match="translates each image one way"):
+      translator.translate(images, "a2b", num_styles=2)
+  else:                  # the zero style code, then random codes: different outputs
+    assert translator.multimodal and report["metrics"]["a2b/lpips"] > 0
+    out = translator.translate(images, "a2b", num_styles=2, seed=3)
+    assert out.shape == (2, 3, 37, 50, 3) and out.dtype == np.uint8
+    assert np.abs(out[:, 1].astype(int) - out[:, 2]).mean() > 0.1
+    np.testing.assert_array_equal(out, translator.translate(images, "a2b", num_styles=2,
+                                                            seed=3))
+  assert np.abs(out[:, 0].astype(int) - translator.translate(images, "b2a")[:, 0]).mean() > 0.5
+
+  # A checkpoint of one method never resumes under another.
+  ckpt = checkpointing.Checkpointer(workdir / "checkpoints", max_to_keep=1)
+  try:
+    with pytest.raises(ValueError, match=f"method: checkpoint has '{method}', config has "
+                                         "'mguit'"):
+      ckpt.check_compatible(tiny.get_config())
+  finally:
+    ckpt.close()
