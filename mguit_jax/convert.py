@@ -1,4 +1,5 @@
-r"""Official PyTorch MGUIT checkpoints <-> our parameters, optimiser states and memory.
+r"""Official PyTorch checkpoints <-> our parameters, optimiser states and memory (MGUIT),
+or parameters (UNIT, MUNIT).
 
 Imports a checkpoint of the released code into a workdir that training resumes
 from and translation reads, and exports a workdir's checkpoint back:
@@ -22,7 +23,13 @@ reads the config saved with the checkpoint and writes total_it = step // d_iter,
 our learning rate in each param group (the base rate as `initial_lr`, which
 the official scheduler needs to resume) and --epoch as `ep`.
 
-All layout changes live in this module: Conv2d weights (out, in, kh, kw) <->
+UNIT and MUNIT (`--config <file>:method=unit|munit`): import reads their trainers'
+gen_<iteration>.pt and, with --dis, dis_<iteration>.pt ({"a": state_dict, "b": state_dict};
+the layout in `methods/nvlabs/convert.py`) into fresh optimiser states, and training resumes
+at the file's iteration; export writes gen_<step>.pt and dis_<step>.pt into the directory
+--pth, which the released test.py reads (their optimizer.pt is neither read nor written).
+
+MGUIT's layout changes live in this module: Conv2d weights (out, in, kh, kw) <->
 HWIO kernels; ConvTranspose2d weights (in, out, kh, kw) <-> the HWIO kernel of
 the equivalent conv over the dilated input (spatially flipped); the
 generator's LayerNorm (C, 1, 1) <-> (C,); Adam's per-parameter exp_avg,
@@ -52,6 +59,7 @@ import optax
 from mguit_jax import checkpointing, cli, methods
 from mguit_jax import memory as memory_lib
 from mguit_jax import train_state as ts
+from mguit_jax.methods.nvlabs import convert as nvlabs_convert
 from mguit_jax.models import NETWORK_NAMES
 
 OFFICIAL_NAMES = {"enc_c": "enc_c", "enc_s": "enc_a", "gen": "gen",
@@ -401,10 +409,12 @@ def _hyper_mismatches(checkpoint: Mapping[str, Any], config) -> list[str]:
 def check_method(config) -> None:
   """Official MGUIT checkpoints hold MGUIT's state: refuses a config of another method."""
   name = methods.name_of(config)
-  if methods.get(name).CONVERTER != "mguit_jax.convert":   # (__name__ is __main__ as a command)
+  converter = methods.get(name).CONVERTER
+  if converter != "mguit_jax.convert":   # (__name__ is __main__ as a command)
+    where = (f"its official checkpoints convert with {converter}" if converter else
+             f"method {name!r} has no official checkpoint converter")
     raise ValueError(f"config.method={name!r}: official MGUIT checkpoints convert only to and "
-                     f"from method 'mguit'; method {name!r} has no official checkpoint "
-                     "converter")
+                     f"from method 'mguit'; {where}")
 
 
 def identify_foreign(checkpoint: Mapping[str, Any]) -> str | None:
@@ -587,13 +597,9 @@ def save_imported(state: ts.TrainState, workdir: str | os.PathLike,
   return ckpt.directory / str(int(state.step))
 
 
-def export_official(workdir: str | os.PathLike, pth: str | os.PathLike,
-                    memory_path: str | os.PathLike | None = None, *,
-                    step: int | None = None, epoch: int = -1) -> tuple[int, Path, Path]:
-  """A checkpoint of `workdir` (latest or `step`) -> official `.pth` and memory files.
-
-  The config is the one saved with the checkpoint. Returns (step, pth, memory path).
-  """
+def restore_workdir(workdir: str | os.PathLike, step: int | None = None):
+  """(step, saved config, state) of a checkpoint of `workdir` (latest or `step`), restored
+  with the run's own config and method."""
   ckpt = checkpointing.Checkpointer(Path(workdir) / "checkpoints", max_to_keep=None)
   try:
     steps = ckpt.all_steps()
@@ -601,13 +607,25 @@ def export_official(workdir: str | os.PathLike, pth: str | os.PathLike,
     if step not in steps:
       raise FileNotFoundError(f"{ckpt.directory} has no checkpoint of step {step}; "
                               f"it has {steps}")
-    config = ml_collections.ConfigDict(ckpt.saved_config(step))
+    saved = ckpt.saved_config(step)
+    config = methods.configure(saved, methods.name_of(saved))
+    init_state = methods.get(config.method).init_state
     abstract = checkpointing.abstract_with_sharding(
-        jax.eval_shape(functools.partial(ts.init_state, config)),
+        jax.eval_shape(functools.partial(init_state, config)),
         jax.sharding.SingleDeviceSharding(jax.devices()[0]))
-    state = ckpt.restore(step, abstract, None)
+    return step, config, ckpt.restore(step, abstract, None)
   finally:
     ckpt.close()
+
+
+def export_official(workdir: str | os.PathLike, pth: str | os.PathLike,
+                    memory_path: str | os.PathLike | None = None, *,
+                    step: int | None = None, epoch: int = -1) -> tuple[int, Path, Path]:
+  """A checkpoint of `workdir` (latest or `step`) -> official `.pth` and memory files.
+
+  The config is the one saved with the checkpoint. Returns (step, pth, memory path).
+  """
+  step, config, state = restore_workdir(workdir, step)
   checkpoint, items = state_to_official(state, config, epoch=epoch)
   return (step,) + write_official(checkpoint, items, pth, memory_path)
 
@@ -617,8 +635,12 @@ def export_official(workdir: str | os.PathLike, pth: str | os.PathLike,
 
 
 def _define_flags() -> None:
-  flags.DEFINE_string("pth", None, "The official checkpoint (.pth): read by import, "
-                      "written by export.", required=True)
+  flags.DEFINE_string("pth", None, "The official checkpoint: MGUIT's .pth; UNIT's and MUNIT's "
+                      "gen_<iteration>.pt. Read by import; export writes it (MGUIT) or, for "
+                      "UNIT and MUNIT, gen_<step>.pt and dis_<step>.pt into this directory.",
+                      required=True)
+  flags.DEFINE_string("dis", None, "import, UNIT and MUNIT: their dis_<iteration>.pt "
+                      "(default: fresh discriminators).")
   flags.DEFINE_string("workdir", None, "Our run directory: import writes its first "
                       "checkpoint (it must hold none); export reads one.", required=True)
   flags.DEFINE_string("memory", None, "The official memory file. Default: <name>_memory.pt "
@@ -638,7 +660,14 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f"expected one command, {' or '.join(commands)}; got {argv[1:]}")
   f = flags.FLAGS
   logging.get_absl_handler().addFilter(cli.QuietLibraries())  # Orbax logs every file at INFO
-  if argv[1] == "import":
+  if argv[1] == "import" and f.config.method in ("unit", "munit"):
+    method = methods.get(f.config.method)
+    state = nvlabs_convert.state_from_files(f.config, method.init_state, f.pth, f.dis)
+    path = save_imported(state, f.workdir, f.config)
+    print(f"Imported {f.pth}{' and ' + f.dis if f.dis else ''} ({f.config.method}) into "
+          f"{path}: {sum(ts.num_params(state.params).values()):,} parameters; training "
+          f"resumes at step {int(state.step)} with fresh optimiser states.")
+  elif argv[1] == "import":
     state = import_official(f.pth, f.workdir, f.config, f.memory)
     counts = {OFFICIAL_NAMES[n]: int(adam_state(o).count) for n, o in state.opt_state.items()}
     print(f"Imported {f.pth} into {Path(f.workdir) / 'checkpoints' / str(int(state.step))}: "
@@ -647,8 +676,13 @@ def main(argv: Sequence[str]) -> None:
           f"Training resumes at step {int(state.step)} "
           f"(official total_it x d_iter={f.config.train.d_iter}).")
   else:
-    step, pth, memory = export_official(f.workdir, f.pth, f.memory, step=f.step,
-                                        epoch=f.epoch)
+    step, config, state = restore_workdir(f.workdir, f.step)
+    if config.method in ("unit", "munit"):
+      gen, dis = nvlabs_convert.files_from_state(state, f.pth)
+      print(f"Exported step {step} of {f.workdir} ({config.method}) to {gen} and {dis}.")
+      return
+    checkpoint, items = state_to_official(state, config, epoch=f.epoch)
+    pth, memory = write_official(checkpoint, items, f.pth, f.memory)
     print(f"Exported step {step} of {f.workdir} to {pth} and {memory}.")
 
 

@@ -1,13 +1,22 @@
 """UNIT and MUNIT as methods of the toolkit: their configs, training loop, checkpoints,
 translation and evaluation (numerical parity with the NVlabs code: tests/parity/)."""
 
+import functools
 import json
+from pathlib import Path
+import subprocess
+import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import common, tiny
-from mguit_jax import checkpointing, methods, train, translate
+from mguit_jax import checkpointing, convert, methods, train, translate
+from mguit_jax.methods.nvlabs import convert as nvlabs_convert
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("method", ["unit", "munit"])
@@ -74,3 +83,50 @@ def test_trains_translates_and_evaluates(method, tmp_path):
       ckpt.check_compatible(tiny.get_config())
   finally:
     ckpt.close()
+
+
+@pytest.mark.parametrize("method", ["unit", "munit"])
+def test_official_files_import_and_export(method, tmp_path):
+  """gen_/dis_<iteration>.pt in the released layout (MUNIT's unused AdaIN buffers included)
+  -> a workdir that resumes at that iteration and translates with those weights -> the same
+  files back."""
+  torch = pytest.importorskip("torch")
+  config = tiny.get_config(f"method={method}")
+  impl = methods.get(method)
+  state = jax.jit(functools.partial(impl.init_state, config))()
+  state = state.replace(step=jnp.asarray(1200, state.step.dtype))
+  gen_path, dis_path = nvlabs_convert.files_from_state(state, tmp_path / "official")
+  assert (gen_path.name, dis_path.name) == ("gen_00001200.pt", "dis_00001200.pt")
+  released = torch.load(gen_path, weights_only=True)
+  buffers = [k for k in released["a"] if k.endswith("running_var")]
+  assert len(buffers) == (4 if method == "munit" else 0)   # 2 AdaIN layers x 2 res blocks
+
+  workdir = tmp_path / "imported"
+  if method == "munit":   # the command line
+    done = subprocess.run(
+        [sys.executable, "-m", "mguit_jax.convert", "import", f"--pth={gen_path}",
+         f"--dis={dis_path}", f"--workdir={workdir}", f"--config=configs/tiny.py:method={method}"],
+        cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "training resumes at step 1200" in done.stdout
+  else:
+    imported = nvlabs_convert.state_from_files(config, impl.init_state, gen_path, dis_path)
+    convert.save_imported(imported, workdir, config)
+  translator = translate.Translator.from_workdir(workdir)
+  assert translator.step == 1200
+  for name in ("gen_a", "gen_b"):
+    for got, want in zip(jax.tree.leaves(translator.params[name]),
+                         jax.tree.leaves(jax.device_get(state.params[name]))):
+      np.testing.assert_array_equal(got, want)
+
+  _, _, restored = convert.restore_workdir(workdir)
+  exported = nvlabs_convert.files_from_state(restored, tmp_path / "exported")
+  for ours, theirs in zip(exported, (gen_path, dis_path)):
+    back, original = torch.load(ours, weights_only=True), torch.load(theirs, weights_only=True)
+    for d in "ab":
+      assert set(back[d]) == set(original[d])
+      for k in original[d]:
+        assert torch.equal(back[d][k], original[d][k]), (d, k)
+  with pytest.raises(ValueError, match="expected the NVlabs trainers' {'a': ..., 'b': ...}"):
+    torch.save({"gen": {}}, tmp_path / "optimizer.pt")
+    nvlabs_convert.read_pair(tmp_path / "optimizer.pt")

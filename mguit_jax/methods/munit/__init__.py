@@ -19,7 +19,7 @@ from mguit_jax.methods.nvlabs import input_multiple, validate  # noqa: F401
 
 SUMMARY = "MUNIT (ECCV 2018): shared content, per-domain style codes, AdaIN decoders"
 PRESETS = ("official",)
-CONVERTER = None
+CONVERTER = "mguit_jax.methods.nvlabs.convert"
 
 
 def config_fields(preset: str) -> ml_collections.ConfigDict:

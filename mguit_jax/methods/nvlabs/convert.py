@@ -5,14 +5,21 @@ conv blocks, then one residual-blocks module; MUNIT's style encoder pools and en
 1x1 conv), the decoder `dec.model.<i>` (residual blocks, upsample/conv pairs, the output
 conv), MUNIT's `mlp.model.<i>.fc`, a discriminator `cnns.<scale>.<layer>`. Kernels are
 OIHW (convs) and [out, in] (linear layers) there, HWIO and [in, out] here. The running-stat
-buffers of MUNIT's AdaIN layers are never used: imports ignore them, exports leave them out.
+buffers of MUNIT's AdaIN layers are never used: imports ignore them, file exports write their
+initial values (`official_state_dict`).
 """
 
 from __future__ import annotations
 
+import functools
+import os
+from pathlib import Path
+import re
 from typing import Any
 
 from flax import traverse_util
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 _PARAM = {"kernel": "weight", "bias": "bias", "gamma": "gamma", "beta": "beta"}
@@ -103,3 +110,92 @@ def params_to_official(name: str, params: dict[str, Any]) -> dict[str, np.ndarra
   flat = traverse_util.flatten_dict(params)
   return {official: to_official(np.asarray(flat[path]))
           for path, official in official_names(name, params).items()}
+
+
+# ----------------------------------------------------------------------------
+# Files: the released trainers save gen_<iteration>.pt and dis_<iteration>.pt, each
+# {"a": state_dict, "b": state_dict} (their optimizer.pt is not read or written).
+
+
+def _torch():
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise ImportError("reading or writing official .pt checkpoints needs PyTorch: "
+                      "pip install torch") from e
+  return torch
+
+
+def official_state_dict(name: str, params: dict[str, Any]) -> dict[str, np.ndarray]:
+  """`params_to_official` plus what the released module also holds: MUNIT's AdaIN layers'
+  running-stat buffers (never used; their initial values), so strict loading accepts it."""
+  out = params_to_official(name, params)
+  if "mlp" in params:
+    for j, block in params["dec"]["res"].items():
+      for k, conv in enumerate(("conv1", "conv2")):
+        width = np.shape(block[conv]["conv"]["bias"])[0]
+        prefix = f"dec.model.0.model.{j}.model.{k}.norm."
+        out[prefix + "running_mean"] = np.zeros(width, np.float32)
+        out[prefix + "running_var"] = np.ones(width, np.float32)
+  return out
+
+
+def read_pair(path) -> dict[str, dict[str, np.ndarray]]:
+  """An official gen_*.pt or dis_*.pt -> {"a": state_dict, "b": state_dict} (NumPy)."""
+  torch = _torch()
+  path = Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"official checkpoint {path} does not exist")
+  loaded = torch.load(path, map_location="cpu", weights_only=True)
+  if not isinstance(loaded, dict) or set(loaded) != {"a", "b"}:
+    keys = sorted(loaded)[:8] if isinstance(loaded, dict) else type(loaded).__name__
+    raise ValueError(f"{path}: expected the NVlabs trainers' {{'a': ..., 'b': ...}} file of "
+                     f"one network per domain, got {keys}")
+  return {d: {k: v.detach().cpu().numpy() for k, v in loaded[d].items()} for d in "ab"}
+
+
+def write_pair(pair: dict[str, dict[str, np.ndarray]], path) -> Path:
+  """{"a": state_dict, "b": state_dict} -> an official .pt file (written atomically)."""
+  torch = _torch()
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + ".tmp")
+  torch.save({d: {k: torch.from_numpy(np.array(v)) for k, v in sd.items()}
+              for d, sd in pair.items()}, tmp)
+  os.replace(tmp, path)
+  return path
+
+
+def iteration_of(path) -> int:
+  """The iteration in a released file name (gen_00100000.pt -> 100000); 0 if none."""
+  match = re.fullmatch(r"(?:gen|dis)_(\d+)\.pt", Path(path).name)
+  return int(match.group(1)) if match else 0
+
+
+def state_from_files(config, init_state, gen_path, dis_path=None):
+  """A training state of `config` with the official generators (and discriminators, when
+  `dis_path` is given; fresh ones otherwise), fresh optimiser states, and the step of the
+  file name (the released resume continues from it)."""
+  state = jax.jit(functools.partial(init_state, config))()
+  params = dict(jax.device_get(state.params))
+  for kind, path in (("gen", gen_path), ("dis", dis_path)):
+    if path is None:
+      continue
+    pair = read_pair(path)
+    for d in "ab":
+      name = f"{kind}_{d}"
+      params[name] = params_from_official(name, pair[d], params[name])
+  return state.replace(params=jax.tree.map(jnp.asarray, params),
+                       step=jnp.asarray(iteration_of(gen_path), state.step.dtype))
+
+
+def files_from_state(state, out_dir) -> tuple[Path, Path]:
+  """Writes gen_<step>.pt and dis_<step>.pt of `state` into `out_dir` (the released names,
+  which the released test.py and resume read)."""
+  params = jax.device_get(state.params)
+  step = int(state.step)
+  paths = []
+  for kind in ("gen", "dis"):
+    pair = {d: official_state_dict(f"{kind}_{d}", params[f"{kind}_{d}"]) for d in "ab"}
+    paths.append(write_pair(pair, Path(out_dir) / f"{kind}_{step:08d}.pt"))
+  return tuple(paths)

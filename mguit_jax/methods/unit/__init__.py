@@ -22,7 +22,7 @@ from mguit_jax.methods.unit.trainer import graphdefs, init_state, make_runner  #
 
 SUMMARY = "UNIT (NIPS 2017): shared latent space, two VAE-GANs"
 PRESETS = ("official",)
-CONVERTER = None
+CONVERTER = "mguit_jax.methods.nvlabs.convert"
 
 
 def config_fields(preset: str) -> ml_collections.ConfigDict:
