@@ -1,9 +1,14 @@
-r"""The memory ablations of the paper (Table 4): train every variant and seed, evaluate, compare.
+r"""The memory ablations of the paper (Table 4) and the comparison of methods (its Tables
+1-2): train every variant and seed, evaluate, compare.
 
   python -m mguit_jax.ablations --config configs/ablation.py --workdir runs/ablations \
       --seeds 0,1,2 [--variants no_memory,single_triplet,...] [--metrics paired,cycle,lpips]
+  python -m mguit_jax.ablations --config configs/ablation.py --workdir runs/compare \
+      --variants class_aware_contrastive,no_memory,unit,munit
 
-Each variant is the `--config` with its method and a few `config.memory` fields set; seed k sets
+Each variant is the `--config` with its method and a few `config.memory` fields set (UNIT
+and MUNIT, whose networks differ, come from the same config file for their method, with the
+same share of their default iterations); seed k sets
 `config.seed = k`. Every (variant, seed) trains in `WORKDIR/<variant>/seed<k>` (resuming
 there if interrupted, skipped when already at the config's `train.num_steps`); the
 config's in-training evaluation (`train.eval_metrics` every `train.eval_every` steps)
@@ -17,9 +22,10 @@ range shaded). Re-running the command only does what is missing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import dataclasses
 import importlib
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -48,6 +54,8 @@ VARIANTS = {
     "single_contrastive": Variant("w/ sm+cl", {"class_aware": False, "loss": "contrastive"}),
     "class_aware_triplet": Variant("w/ cm+tl", {"class_aware": True, "loss": "triplet"}),
     "class_aware_contrastive": Variant("w/ cm+cl", {"class_aware": True, "loss": "contrastive"}),
+    "unit": Variant("UNIT (NVlabs code)", {}, method="unit"),
+    "munit": Variant("MUNIT (NVlabs code)", {}, method="munit"),
 }
 # Table 4: single (sm) or class-aware (cm) memory, triplet (tl) or contrastive (cl) loss.
 TABLE4 = ("single_triplet", "single_contrastive", "class_aware_triplet",
@@ -55,6 +63,8 @@ TABLE4 = ("single_triplet", "single_contrastive", "class_aware_triplet",
 DEFAULT_METRICS = ("paired", "cycle", "lpips")
 # Table 4's rows after the no-memory baseline.
 DEFAULT_VARIANTS = ("no_memory",) + TABLE4
+# The methods MGUIT's Tables 1-2 compare with that this toolkit trains, after MGUIT itself.
+COMPARISON = ("class_aware_contrastive", "no_memory", "unit", "munit")
 RESULTS_JSON, RESULTS_MD, RESULTS_PNG = "ablations.json", "ablations.md", "ablations.png"
 DIRECTIONS = ("a2b", "b2a")
 # The paired-error regions: the whole image, then each object class's boxes.
@@ -65,13 +75,26 @@ COLUMNS = (*((f"paired/{r}/psnr", f"{r} PSNR") for r in REGIONS),
            ("lpips", "diversity LPIPS"), ("cis", "CIS"), ("is", "IS"))
 
 
-def variant_config(config: ml_collections.ConfigDict, name: str,
-                   seed: int | None = None) -> ml_collections.ConfigDict:
-  """`config` for variant `name`: its method (`methods.configure`) and memory fields (and
-  `seed`, when given) set (a copy)."""
+Builder = Callable[[str], ml_collections.ConfigDict]
+
+
+def variant_config(config: ml_collections.ConfigDict, name: str, seed: int | None = None,
+                   build: Builder | None = None) -> ml_collections.ConfigDict:
+  """`config` for variant `name`: its method and memory fields (and `seed`, when given) set
+  (a copy). A method with the same networks as `config.method` (mguit, drit) takes
+  `config`'s fields (`methods.configure`); another one's config comes from `build(method)`
+  (`config_builder`: the same config file for that method)."""
   if name not in VARIANTS:
     raise ValueError(f"unknown ablation variant {name!r}; expected one of {list(VARIANTS)}")
-  config = methods.configure(config, VARIANTS[name].method)
+  method = VARIANTS[name].method
+  if methods.same_networks(config.method, method):
+    config = methods.configure(config, method)
+  elif build is None:
+    raise ValueError(f"variant {name!r} trains method {method!r}, whose networks differ from "
+                     f"config.method={config.method!r}: its config must come from the config "
+                     "file (pass `build`, as the command line does)")
+  else:
+    config = build(method)
   for field, value in VARIANTS[name].memory.items():
     config.memory[field] = value
   if seed is not None:
@@ -135,18 +158,20 @@ def markdown_table(results: dict[str, Any]) -> str:
     if not columns:
       continue
     lines += [f"**{d}** (mean ± std over seeds; step {results['num_steps']})", "",
-              "| variant | paper | seeds | " + " | ".join(n for _, n in columns) + " |",
-              "|---|---|---:|" + "---:|" * len(columns)]
+              "| variant | paper | steps | seeds | " + " | ".join(n for _, n in columns) + " |",
+              "|---|---|---:|---:|" + "---:|" * len(columns)]
     for name, stats in summary.items():
       seeds = max((s[2] for s in stats.values()), default=0)
+      steps = sorted({r["step"] for r in results["runs"][name].values()})
       cells = [_cell(stats.get(f"{d}/{k}")) for k, _ in columns]
-      lines.append(f"| {name} | {VARIANTS[name].label} | {seeds} | " + " | ".join(cells) + " |")
+      lines.append(f"| {name} | {VARIANTS[name].label} | {'/'.join(map(str, steps))} | "
+                   f"{seeds} | " + " | ".join(cells) + " |")
     # The untranslated input against the truth: the floor of the paired columns.
     first = next(iter(summary.values()))
     floors = [first.get(f"{d}/{k.replace('paired/', 'paired_input/', 1)}")
               if k.startswith("paired/") else None for k, _ in columns]
     if any(f is not None for f in floors):
-      lines.append("| input, untranslated | floor | | " + " | ".join(
+      lines.append("| input, untranslated | floor | | | " + " | ".join(
           "" if f is None else f"{f[0]:.2f}" for f in floors) + " |")
     lines.append("")
   return "\n".join(lines)
@@ -202,9 +227,37 @@ def _write_results(workdir: Path, results: dict[str, Any]) -> None:
   plot_curves(results, workdir / RESULTS_PNG)
 
 
+def config_builder(filename: str, config: ml_collections.ConfigDict,
+                   overrides: dict[str, Any]) -> Builder:
+  """Builds the config file `filename` ("path[:args]") for another method: its own
+  settings for that method (e.g. the demo's widths), the command line's `overrides` of the
+  fields it has, and the same fraction of its default `train.num_steps` as `config` has of
+  its own (so every method gets the same share of the budget the file sets for it)."""
+  path, _, arg = filename.partition(":")
+  spec = importlib.util.spec_from_file_location("_compared_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  args = [a for a in arg.split(",") if a and not a.startswith(("method=", "preset="))]
+  with_method = lambda method: module.get_config(",".join(args + [f"method={method}"]))
+  fraction = config.train.num_steps / with_method(config.method).train.num_steps
+
+  def build(method: str) -> ml_collections.ConfigDict:
+    built = with_method(method)
+    flat = checkpointing.flatten_dict(built.to_dict())
+    kept = {k: v for k, v in overrides.items() if k in flat and k != "train.num_steps"}
+    for k in sorted(set(overrides) - set(kept) - {"train.num_steps"}):
+      logging.warning("Method %s has no field %s: --config.%s not applied to it.", method, k, k)
+    built.update_from_flattened_dict(kept)
+    built.train.num_steps = max(1, round(built.train.num_steps * fraction))
+    return built
+
+  return build
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | Path,
         variants: Sequence[str] = DEFAULT_VARIANTS, metrics: Sequence[str] = DEFAULT_METRICS,
-        seeds: Sequence[int] = (0,), overwrite: bool = False) -> dict[str, Any]:
+        seeds: Sequence[int] = (0,), overwrite: bool = False,
+        build: Builder | None = None) -> dict[str, Any]:
   """Trains (or resumes) and evaluates each variant and seed; returns and writes the comparison.
 
   Runs in `workdir` of variants or seeds not named now are kept in the results. Missing
@@ -213,7 +266,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path,
   """
   workdir = Path(workdir).absolute()
   # Seed-major order: every variant has a run before any has its second.
-  configs = {(name, seed): variant_config(config, name, seed)
+  configs = {(name, seed): variant_config(config, name, seed, build)
              for seed in seeds for name in variants}   # bad names fail before training
   evaluate = importlib.import_module("mguit_jax.evaluate")
   evaluate.check_requirements(config, metrics)
@@ -251,7 +304,7 @@ def _define_flags() -> None:
                        "train.num_steps).")
   flags.DEFINE_list("variants", list(DEFAULT_VARIANTS), f"Variants to run, of "
                     f"{list(VARIANTS)} (default: no memory, then the four of the paper's "
-                    "Table 4).")
+                    f"Table 4; the methods' comparison: {','.join(COMPARISON)}).")
   flags.DEFINE_list("seeds", ["0"], "Seeds (config.seed) to train each variant with.")
   flags.DEFINE_list("metrics", list(DEFAULT_METRICS), "Metrics of mguit_jax.evaluate for the "
                     "final checkpoint of each run.")
@@ -269,7 +322,9 @@ def main():
     seeds = [int(s) for s in f.seeds]
   except ValueError as e:
     raise ValueError(f"--seeds={','.join(f.seeds)}: expected integers") from e
-  results = run(config, f.workdir, f.variants, f.metrics, seeds, f.overwrite)
+  build = config_builder(config_flags.get_config_filename(f["config"]), config,
+                         config_flags.get_override_values(f["config"]))
+  results = run(config, f.workdir, f.variants, f.metrics, seeds, f.overwrite, build)
   print(markdown_table(results), end="")
 
 

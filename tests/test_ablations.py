@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import common, tiny
+from configs import ablation, common, tiny
 from mguit_jax import ablations, checkpointing, data, methods, steps
 from mguit_jax import memory as mem
 from mguit_jax import train_state as ts
@@ -82,6 +82,8 @@ def test_variant_configs():
   assert ablations.TABLE4 == ("single_triplet", "single_contrastive", "class_aware_triplet",
                               "class_aware_contrastive")
   for name, variant in ablations.VARIANTS.items():
+    if variant.method not in ("mguit", "drit"):
+      continue   # built from the config file: test_comparison_builds_other_methods_...
     config = ablations.variant_config(base, name, seed=5)
     assert {k: config.memory[k] for k in variant.memory} == variant.memory
     assert config.seed == 5 and config.method == variant.method
@@ -89,6 +91,27 @@ def test_variant_configs():
   assert base.method == "mguit" and base.memory.loss == "official" and base.seed == 0  # untouched
   with pytest.raises(ValueError, match="unknown ablation variant 'sm_tl'"):
     ablations.variant_config(base, "sm_tl")
+
+
+def test_comparison_builds_other_methods_from_the_config_file():
+  """UNIT and MUNIT come from the config file for their method (its widths for them), with
+  the command line's overrides of fields they have and the same share of their default
+  iterations as the MGUIT run."""
+  config = ablation.get_config()
+  config.train.num_steps = 600          # a tenth of the file's 6,000 for MGUIT
+  with pytest.raises(ValueError, match="variant 'unit' trains method 'unit', whose networks"):
+    ablations.variant_config(config, "unit")
+  build = ablations.config_builder(
+      "configs/ablation.py:preset=paper", config,
+      {"train.num_steps": 600, "train.log_every": 7, "memory.loss": "triplet"})
+  for name in ("unit", "munit"):
+    cfg = ablations.variant_config(config, name, seed=3, build=build)
+    methods.check_config(cfg)
+    assert (cfg.method, cfg.preset, cfg.seed) == (name, "official", 3)
+    assert cfg.model.gen_dim == 16 and cfg.data.crop_size == 96     # the demo's, for them
+    assert cfg.train.num_steps == 200 and cfg.train.log_every == 7   # a tenth of 2,000
+  assert ablations.COMPARISON[0] == "class_aware_contrastive"
+  assert ablations.variant_config(config, "no_memory").train.num_steps == 600
 
 
 def _fake_values(workdir, metrics, step):
@@ -180,8 +203,8 @@ def test_launcher_trains_evaluates_and_resumes(tmp_path, fake_evaluate, monkeypa
   assert (mean, n) == (pytest.approx(14.7), 2) and std == pytest.approx(np.std([14.2, 15.2],
                                                                               ddof=1))
   table = (tmp_path / "abl" / "ablations.md").read_text()
-  assert "| single_triplet | w/ sm+tl | 2 | 14.70 ± 0.71 | 14.70 ± 0.71 |" in table
-  assert "| input, untranslated | floor | | 8.00 | 8.00 | 8.00 | 8.00 |  |" in table
+  assert "| single_triplet | w/ sm+tl | 2 | 2 | 14.70 ± 0.71 | 14.70 ± 0.71 |" in table
+  assert "| input, untranslated | floor | | | 8.00 | 8.00 | 8.00 | 8.00 |  |" in table
   png = (tmp_path / "abl" / "ablations.png").read_bytes()
   assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 

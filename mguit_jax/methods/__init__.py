@@ -106,6 +106,14 @@ def configure(config, name: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(traverse_util.unflatten_dict(flat, sep="."))
 
 
+def same_networks(a: str, b: str) -> bool:
+  """Whether methods `a` and `b` have the same model fields (MGUIT and drit do), so that a
+  config of one carries over to the other (`configure`)."""
+  model = lambda name: {f for f in _fields(get(name).config_fields(get(name).PRESETS[0]))
+                        if f.startswith("model.")}
+  return model(a) == model(b)
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming every field the configured method does not read (a field of
   another method) and every field of its own that is missing; then the method's own checks
