@@ -46,6 +46,16 @@ def unknown_field_message(error: Exception, argv: list[str]) -> str:
   return f"invalid --config override: {error}"
 
 
+def import_torch():
+  """PyTorch, which only reading and writing official checkpoints needs."""
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise ImportError("reading or writing official PyTorch checkpoints needs PyTorch: "
+                      "pip install torch") from e
+  return torch
+
+
 def run(main: Callable[[], None]) -> None:
   """`absl.app.run` for a `main()` that reads its flags; positional arguments are an error.
 

@@ -487,14 +487,6 @@ def state_to_official(state: ts.TrainState, config: ml_collections.ConfigDict, *
 # Files: .pth (torch) and workdirs (Orbax).
 
 
-def _torch():
-  try:
-    import torch  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise ImportError("reading or writing official .pth checkpoints needs PyTorch: "
-                      "pip install torch") from e
-  return torch
-
 
 def default_memory_paths(pth: str | os.PathLike) -> list[Path]:
   """Where the official code puts the memory of checkpoint `pth`, in search order.
@@ -509,7 +501,7 @@ def default_memory_paths(pth: str | os.PathLike) -> list[Path]:
 
 def read_official(pth: str | os.PathLike, memory_path: str | os.PathLike | None = None):
   """Reads an official checkpoint and its memory -> (checkpoint dict, memory list), NumPy."""
-  torch = _torch()
+  torch = cli.import_torch()
   if not Path(pth).is_file():
     raise FileNotFoundError(f"official checkpoint {pth} does not exist")
   candidates = [Path(memory_path)] if memory_path else default_memory_paths(pth)
@@ -539,7 +531,7 @@ def read_official(pth: str | os.PathLike, memory_path: str | os.PathLike | None 
 def write_official(checkpoint: Mapping[str, Any], memory_items, pth: str | os.PathLike,
                    memory_path: str | os.PathLike | None = None) -> tuple[Path, Path]:
   """Writes the `.pth` and the memory file (each atomically); returns both paths."""
-  torch = _torch()
+  torch = cli.import_torch()
   pth = Path(pth)
   memory_path = Path(memory_path) if memory_path else default_memory_paths(pth)[0]
 

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mguit_jax import cli
+
 _PARAM = {"kernel": "weight", "bias": "bias", "gamma": "gamma", "beta": "beta"}
 
 
@@ -117,14 +119,6 @@ def params_to_official(name: str, params: dict[str, Any]) -> dict[str, np.ndarra
 # {"a": state_dict, "b": state_dict} (their optimizer.pt is not read or written).
 
 
-def _torch():
-  try:
-    import torch  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise ImportError("reading or writing official .pt checkpoints needs PyTorch: "
-                      "pip install torch") from e
-  return torch
-
 
 def official_state_dict(name: str, params: dict[str, Any]) -> dict[str, np.ndarray]:
   """`params_to_official` plus what the released module also holds: MUNIT's AdaIN layers'
@@ -142,7 +136,7 @@ def official_state_dict(name: str, params: dict[str, Any]) -> dict[str, np.ndarr
 
 def read_pair(path) -> dict[str, dict[str, np.ndarray]]:
   """An official gen_*.pt or dis_*.pt -> {"a": state_dict, "b": state_dict} (NumPy)."""
-  torch = _torch()
+  torch = cli.import_torch()
   path = Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"official checkpoint {path} does not exist")
@@ -156,7 +150,7 @@ def read_pair(path) -> dict[str, dict[str, np.ndarray]]:
 
 def write_pair(pair: dict[str, dict[str, np.ndarray]], path) -> Path:
   """{"a": state_dict, "b": state_dict} -> an official .pt file (written atomically)."""
-  torch = _torch()
+  torch = cli.import_torch()
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(path.name + ".tmp")
