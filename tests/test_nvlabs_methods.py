@@ -38,6 +38,7 @@ def test_config_holds_only_the_methods_fields(method):
       methods.check_config(config)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["unit", "munit"])
 def test_trains_translates_and_evaluates(method, tmp_path):
   config = tiny.get_config(f"method={method}")
@@ -85,6 +86,7 @@ def test_trains_translates_and_evaluates(method, tmp_path):
     ckpt.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["unit", "munit"])
 def test_official_files_import_and_export(method, tmp_path):
   """gen_/dis_<iteration>.pt in the released layout (MUNIT's unused AdaIN buffers included)
