@@ -3,8 +3,9 @@ r"""Translates images of any size with a trained checkpoint (library and CLI).
   python -m mguit_jax.translate --workdir runs/demo --input photos/ --output out/ \
       --direction a2b --num_styles 2
 
-For every input image `<dir>/<stem>.<ext>` it writes `OUTPUT/<dir>/<stem>_memory.png`
-(the memory's stored style) and `<stem>_style1.png` ... (random styles), at the input's
+For every input image `<dir>/<stem>.<ext>` it writes `OUTPUT/<dir>/<stem>_<own>.png`, the
+method's own translation (`OWN_OUTPUT`: MGUIT's `memory`, its stored style; UNIT's
+`translation`; MUNIT's `zero_style`), and `<stem>_style1.png` ... (random styles), at the input's
 full resolution; subfolders of an input directory are mirrored. Images of the same size
 are translated together in batches. Unreadable inputs are reported by name and skipped.
 """
@@ -69,6 +70,7 @@ class Translator:
     self.config = methods.configure(config, self.method)
     self._impl = methods.get(self.method)
     self.multimodal = self._impl.MULTIMODAL
+    self.own_output = self._impl.OWN_OUTPUT   # the name of translation 0's files
     self.step = step
     self.domains = tuple(config.data.domains.split("_", 1))
     self.inference = jax.device_put(inference)
@@ -235,23 +237,24 @@ def find_images(path: str | Path) -> list[Path]:
 
 
 def style_outputs(output_dir: Path, relative: Path, num_styles: int,
-                  keep_suffix: bool = False) -> list[Path]:
-  """OUTPUT/<dir>/<stem>_memory.png, <stem>_style1.png, ... for an input at `relative`.
+                  keep_suffix: bool = False, own: str = "memory") -> list[Path]:
+  """OUTPUT/<dir>/<stem>_<own>.png, <stem>_style1.png, ... for an input at `relative`.
 
   `keep_suffix` names them after the whole file name (`x.jpg_memory.png`), for inputs
   whose stems clash (`x.png` and `x.jpg` in one folder).
   """
   base = output_dir / relative.parent
   name = relative.name if keep_suffix else relative.stem
-  return [base / f"{name}_memory.png"] + [
+  return [base / f"{name}_{own}.png"] + [
       base / f"{name}_style{k}.png" for k in range(1, num_styles + 1)]
 
 
-def jobs_for(files: Sequence[Path], root: Path, output_dir: Path, num_styles: int) -> list[Job]:
+def jobs_for(files: Sequence[Path], root: Path, output_dir: Path, num_styles: int,
+             own: str = "memory") -> list[Job]:
   """One Job per input file under `root`, outputs mirrored under `output_dir`."""
   relatives = [p.relative_to(root) for p in files]
   stems = collections.Counter(r.parent / r.stem for r in relatives)
-  return [Job(p, style_outputs(output_dir, r, num_styles, stems[r.parent / r.stem] > 1))
+  return [Job(p, style_outputs(output_dir, r, num_styles, stems[r.parent / r.stem] > 1, own))
           for p, r in zip(files, relatives)]
 
 
@@ -360,8 +363,8 @@ def _define_flags() -> None:
   flags.DEFINE_string("output", None, "Directory for the translated PNGs.", required=True)
   flags.DEFINE_string("direction", "a2b", "a2b or b2a (or with the domain names, e.g. "
                       "sunny2night).")
-  flags.DEFINE_integer("num_styles", 0, "Random styles per image, besides the memory's "
-                       "stored style.")
+  flags.DEFINE_integer("num_styles", 0, "Random styles per image, besides the method's own "
+                       "translation (MGUIT: the memory's stored style); 0 for UNIT.")
   flags.DEFINE_integer("batch_size", 4, "Images of equal size translated together.")
   flags.DEFINE_integer("seed", 0, "Seed of the random styles.")
   flags.DEFINE_bool("skip_existing", False, "Skip inputs whose outputs all exist (resume).")
@@ -375,7 +378,7 @@ def main():
   if not files:
     raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {source}")
   root = source.parent if source.is_file() else source
-  jobs = jobs_for(files, root, output, f.num_styles)
+  jobs = jobs_for(files, root, output, f.num_styles, translator.own_output)
   print(f"Translating {len(jobs)} image(s) {f.direction} with checkpoint step "
         f"{translator.step} into {output}")
   report = translate_files(translator, jobs, f.direction, batch_size=f.batch_size,

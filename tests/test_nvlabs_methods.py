@@ -58,6 +58,10 @@ def test_trains_translates_and_evaluates(method, tmp_path):
 
   translator = translate.Translator.from_workdir(workdir)
   assert translator.method == method and set(translator.params) == {"gen_a", "gen_b"}
+  own = {"unit": "translation", "munit": "zero_style"}[method]   # translation 0's files
+  job, = translate.jobs_for([tmp_path / "in" / "x.png"], tmp_path / "in", tmp_path / "out", 1,
+                            translator.own_output)
+  assert [p.name for p in job.outputs] == [f"x_{own}.png", "x_style1.png"]
   images = np.random.default_rng(0).integers(0, 256, (2, 37, 50, 3), np.uint8)
   assert translator.encode(images, "a").shape == (2, 10, 13, 32)
   if method == "unit":   # one translation per image

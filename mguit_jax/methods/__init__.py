@@ -15,9 +15,10 @@ checkpoints, translation and evaluation reach it only through this contract:
   the iteration(s) from `step` and returns (state, [metrics per iteration], the next step).
 * Inference: `INFERENCE_NETWORKS`; `inference_subtree(tree)`: what translation needs of a
   state (or of its checkpoint's tree); `input_multiple(config)`; `MULTIMODAL` (random styles
-  or one translation per image); `style_shape(inference)` and `style_inputs(inference,
-  target, num_styles, seed, *, config)`: the `[S, ...]` style inputs (stored, then random);
-  `translate_batch(inference, images, values, *, defs, direction, config)` -> [B, S, H, W, 3];
+  or one translation per image); `OWN_OUTPUT` (the file name of translation 0);
+  `style_shape(inference)` and `style_inputs(inference, target, num_styles, seed, *,
+  config)`: the `[S, ...]` style inputs (the method's own, then random); `translate_batch(
+  inference, images, values, *, defs, direction, config)` -> [B, S, H, W, 3];
   `encode_batch(inference, images, *, defs, domain)`.
 
 MGUIT and the no-memory baseline (drit) share networks, losses and iteration
@@ -49,8 +50,8 @@ import ml_collections
 # The contract every method module provides (see above).
 CONTRACT = ("SUMMARY", "PRESETS", "CONVERTER", "config_fields", "validate", "init_state",
             "graphdefs", "make_runner", "INFERENCE_NETWORKS", "inference_subtree",
-            "input_multiple", "MULTIMODAL", "style_shape", "style_inputs", "translate_batch",
-            "encode_batch")
+            "input_multiple", "MULTIMODAL", "OWN_OUTPUT", "style_shape", "style_inputs",
+            "translate_batch", "encode_batch")
 METHODS = {
     "mguit": "mguit_jax.methods.mguit",
     "drit": "mguit_jax.methods.drit",

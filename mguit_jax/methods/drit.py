@@ -26,6 +26,7 @@ from mguit_jax.methods.mguit import (  # noqa: F401
 
 SUMMARY = "DRIT-style baseline: one global style vector per image, no memory"
 PRESETS = ("paper", "official")
+OWN_OUTPUT = "memory"   # translation 0's name in translated files
 CONVERTER = None
 
 

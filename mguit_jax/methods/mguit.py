@@ -21,6 +21,7 @@ from mguit_jax.models import discriminators, layers
 
 SUMMARY = "MGUIT (CVPR 2021): class-aware key-value memory of local styles"
 PRESETS = ("paper", "official")
+OWN_OUTPUT = "memory"   # translation 0's name in translated files
 CONVERTER = "mguit_jax.convert"
 SELF_RECON_STYLES = ("memory", "encoder")
 MULTIMODAL = True

@@ -19,6 +19,7 @@ from mguit_jax.methods.nvlabs import input_multiple, validate  # noqa: F401
 
 SUMMARY = "MUNIT (ECCV 2018): shared content, per-domain style codes, AdaIN decoders"
 PRESETS = ("official",)
+OWN_OUTPUT = "zero_style"   # translation 0's name in translated files
 CONVERTER = "mguit_jax.methods.nvlabs.convert"
 
 

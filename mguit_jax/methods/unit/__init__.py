@@ -22,6 +22,7 @@ from mguit_jax.methods.unit.trainer import graphdefs, init_state, make_runner  #
 
 SUMMARY = "UNIT (NIPS 2017): shared latent space, two VAE-GANs"
 PRESETS = ("official",)
+OWN_OUTPUT = "translation"   # translation 0's name in translated files
 CONVERTER = "mguit_jax.methods.nvlabs.convert"
 
 
