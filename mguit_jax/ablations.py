@@ -157,7 +157,7 @@ def markdown_table(results: dict[str, Any]) -> str:
                if any(f"{d}/{k}" in s for s in summary.values())]
     if not columns:
       continue
-    lines += [f"**{d}** (mean ± std over seeds; step {results['num_steps']})", "",
+    lines += [f"**{d}** (mean ± std over seeds)", "",
               "| variant | paper | steps | seeds | " + " | ".join(n for _, n in columns) + " |",
               "|---|---|---:|---:|" + "---:|" * len(columns)]
     for name, stats in summary.items():
