@@ -40,12 +40,7 @@ class MultiScaleDiscriminator(nnx.Module):
 
   def __call__(self, x: jax.Array) -> list[jax.Array]:
     """[B,H,W,3] image -> one [B,h,w,1] logit map per scale, finest first."""
-    outs = []
-    for i, net in enumerate(self.scales):
-      if i:
-        x = layers.avg_pool3_s2(x)
-      outs.append(net(x))
-    return outs
+    return layers.multiscale(self.scales, x)
 
 
 def content_logits_size(content_size: int, depth: int) -> int:

@@ -66,6 +66,17 @@ def upsample2(x: jax.Array) -> jax.Array:
   return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
+def multiscale(nets, x: jax.Array) -> list[jax.Array]:
+  """Net i applied to `x` average-pooled i times (`avg_pool3_s2`): a multi-scale
+  discriminator's outputs, finest first."""
+  outs = []
+  for i, net in enumerate(nets):
+    if i:
+      x = avg_pool3_s2(x)
+    outs.append(net(x))
+  return outs
+
+
 def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
   """x / max(||x||, eps) over channels, per pixel (torch F.normalize)."""
   norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True))

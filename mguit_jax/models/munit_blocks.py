@@ -209,9 +209,4 @@ class MultiScaleDiscriminator(nnx.Module):
 
   def __call__(self, x: jax.Array) -> list[jax.Array]:
     """[B,H,W,C] image -> one [B,h,w,1] output map per scale, finest first."""
-    outs = []
-    for i, net in enumerate(self.scales):
-      if i:
-        x = layers.avg_pool3_s2(x)
-      outs.append(net(x))
-    return outs
+    return layers.multiscale(self.scales, x)

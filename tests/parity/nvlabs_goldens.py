@@ -77,6 +77,13 @@ def assert_round_trip(method: str, state) -> None:
       np.testing.assert_array_equal(back[k], v, err_msg=f"{n}/{k}")
 
 
+def objective_grads(objective, names, params, batch, draws, defs, config) -> dict:
+  """Gradients (host arrays) of a method's `objective` w.r.t. the networks `names`."""
+  return jax.device_get(jax.jit(jax.grad(
+      lambda p: objective(p, params, batch, draws, defs, config)[0]))(
+          {k: params[k] for k in names}))
+
+
 def assert_gradients(method: str, grads: dict, kind: str, rtol: float, atol: float) -> None:
   """Each gradient tensor within atol + rtol x its largest golden magnitude."""
   _, golden = load(method)

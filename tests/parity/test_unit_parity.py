@@ -105,9 +105,8 @@ def test_gradients(setup, stepped):
   discriminators (the released order). Weight decay is not part of the goldens' grads."""
   config, defs, state, batch, noise = setup
   new, _ = stepped
-  grad = lambda objective, names, params: jax.jit(jax.grad(
-      lambda p: objective(p, params, batch, noise, defs, config)[0]))(
-          {k: params[k] for k in names})
+  grad = lambda objective, names, params: goldens.objective_grads(
+      objective, names, params, batch, noise, defs, config)
   goldens.assert_gradients("unit", grad(trainer.dis_objective, ("dis_a", "dis_b"),
                                         state.params), "dis", rtol=0, atol=ATOL)
   after_dis = {**state.params, "dis_a": new.params["dis_a"], "dis_b": new.params["dis_b"]}

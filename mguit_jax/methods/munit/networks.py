@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from flax import nnx
 import ml_collections
 
+from mguit_jax.methods import nvlabs
 from mguit_jax.models import munit_blocks
 
 STYLE_DOWNSAMPLINGS = 4   # the released style encoder's, whatever the content encoder's
@@ -77,16 +78,8 @@ class AdaINGen(nnx.Module):
 def build_networks(model: ml_collections.ConfigDict, *,
                    rngs: nnx.Rngs) -> dict[str, nnx.Module]:
   """gen_a, gen_b, dis_a, dis_b with the released initialisation."""
-  def gen():
-    return AdaINGen(dim=model.gen_dim, style_dim=model.style_dim, mlp_dim=model.mlp_dim,
-                    n_downsample=model.gen_n_downsample, n_res=model.gen_n_res,
-                    activation=model.gen_activation, pad_type=model.gen_pad_type,
-                    init=model.gen_init, rngs=rngs)
-
-  def dis():
-    return munit_blocks.MultiScaleDiscriminator(
-        in_ch=3, dim=model.dis_dim, n_layer=model.dis_n_layer, num_scales=model.dis_num_scales,
-        norm=model.dis_norm, activation=model.dis_activation, pad_type=model.dis_pad_type,
-        init=model.dis_init, rngs=rngs)
-
-  return {"gen_a": gen(), "gen_b": gen(), "dis_a": dis(), "dis_b": dis()}
+  return nvlabs.build_networks(lambda: AdaINGen(
+      dim=model.gen_dim, style_dim=model.style_dim, mlp_dim=model.mlp_dim,
+      n_downsample=model.gen_n_downsample, n_res=model.gen_n_res,
+      activation=model.gen_activation, pad_type=model.gen_pad_type, init=model.gen_init,
+      rngs=rngs), model, rngs=rngs)

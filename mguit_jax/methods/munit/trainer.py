@@ -86,10 +86,8 @@ def train_step(state: nvlabs.TrainState, batch: Batch, *, defs: dict[str, Any],
                styles: dict[str, jax.Array] | None = None):
   """One iteration; returns (new_state, metrics). `styles` replaces the draws of
   `draw_styles` (parity tests inject recorded ones)."""
-  if styles is None:
-    key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-    styles = draw_styles(key, config, batch)
-  return nvlabs.step_both(config, state, batch, styles, defs, dis_objective, gen_objective)
+  return nvlabs.step_both(config, state, batch, defs, dis_objective, gen_objective,
+                          draw=draw_styles, draws=styles)
 
 
 def make_runner(config, defs, replicated) -> nvlabs.Runner:

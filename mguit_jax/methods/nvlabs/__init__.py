@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from mguit_jax import train_state as ts
+from mguit_jax.models import munit_blocks
 
 NETWORK_NAMES = ("gen_a", "gen_b", "dis_a", "dis_b")
 
@@ -66,6 +67,19 @@ def input_multiple(config) -> int:
   return 2 ** config.model.gen_n_downsample
 
 
+def build_networks(generator: Callable[[], nnx.Module], model: ml_collections.ConfigDict, *,
+                   rngs: nnx.Rngs) -> dict[str, nnx.Module]:
+  """gen_a, gen_b (`generator()`) and the two multi-scale discriminators of `model.dis_*`,
+  built in that order, with the released initialisation."""
+  def dis():
+    return munit_blocks.MultiScaleDiscriminator(
+        in_ch=3, dim=model.dis_dim, n_layer=model.dis_n_layer, num_scales=model.dis_num_scales,
+        norm=model.dis_norm, activation=model.dis_activation, pad_type=model.dis_pad_type,
+        init=model.dis_init, rngs=rngs)
+
+  return {"gen_a": generator(), "gen_b": generator(), "dis_a": dis(), "dis_b": dis()}
+
+
 @flax.struct.dataclass
 class TrainState:
   step: jax.Array                      # int32: iterations done
@@ -107,10 +121,16 @@ def apply_adam(config, names, params, opt_state, grads, lr):
   return params, opt_state
 
 
-def step_both(config, state: TrainState, batch, draws, defs, dis_objective, gen_objective):
+def step_both(config, state: TrainState, batch, defs, dis_objective, gen_objective, *,
+              draw: Callable, draws=None):
   """One iteration: the discriminators' step, then the generators' step against the updated
   discriminators; each objective is f(own params, all params, batch, draws, defs, config)
-  -> (loss, metrics). Returns (new_state, metrics)."""
+  -> (loss, metrics). The iteration's random draws are `draw(key, config, batch)` with the
+  step's key, or `draws` when given (parity tests inject recorded ones). Returns
+  (new_state, metrics)."""
+  if draws is None:
+    draws = draw(jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step),
+                 config, batch)
   lr = learning_rate(config, state.step)
   params, opt_state, metrics = state.params, state.opt_state, {"lr": lr}
   for names, objective in ((("dis_a", "dis_b"), dis_objective),

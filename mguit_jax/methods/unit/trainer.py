@@ -88,10 +88,8 @@ def train_step(state: nvlabs.TrainState, batch: Batch, *, defs: dict[str, Any],
                noise: dict[str, jax.Array] | None = None):
   """One iteration; returns (new_state, metrics). `noise` replaces the draws of
   `draw_noise` (parity tests inject recorded ones)."""
-  if noise is None:
-    key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-    noise = draw_noise(key, config, batch)
-  return nvlabs.step_both(config, state, batch, noise, defs, dis_objective, gen_objective)
+  return nvlabs.step_both(config, state, batch, defs, dis_objective, gen_objective,
+                          draw=draw_noise, draws=noise)
 
 
 def make_runner(config, defs, replicated) -> nvlabs.Runner:
