@@ -4,7 +4,7 @@ Sized to translate visibly on a 2-core CPU in about ten minutes, set-up included
 
   python -m mguit_jax.main --config configs/demo.py --workdir runs/demo
 
-Arguments: method=mguit|drit|unit|munit (mguit_jax/methods), preset=paper|official (default: the
+Arguments: method=mguit|drit|unit|munit|init (mguit_jax/methods), preset=paper|official (default: the
 method's first; paper for MGUIT). The preset is the method's; the choices below are the demo's.
 
 The demo departs from the preset only where ten minutes of CPU demand it: 96 px crops of
@@ -21,10 +21,12 @@ from configs import common
 
 def small_networks(config, method: str) -> None:
   """The demo's reduced widths for `method`'s networks (and what those need)."""
-  if method in ("unit", "munit"):
+  if method in ("unit", "munit", "init"):
     config.model.update(gen_dim=16, gen_n_res=2, dis_dim=16, dis_n_layer=3)
-    if method == "munit":
+    if method in ("munit", "init"):
       config.model.mlp_dim = 64
+    if method == "init":
+      config.objects.size = 32   # a third of the crop, as the paper's 120 of 360
     return
   config.model.update(content_dim=48, style_dim=24, enc_c_width=16, enc_s_width=8,
                       gen_width=48, dis_width=8, dis_c_width=32, dis_c_depth=1,
@@ -45,7 +47,7 @@ def get_config(arg: str | None = None):
   small_networks(config, args.method)
   # MGUIT: ~0.25 s per full iteration (1 in 3), ~0.02 s otherwise; every iteration of UNIT
   # and MUNIT is a full one, so they get a third as many.
-  config.train.num_steps = 2000 if args.method in ("unit", "munit") else 6000
+  config.train.num_steps = 2000 if args.method in ("unit", "munit", "init") else 6000
   config.train.log_every = 100
   config.train.sample_every = 1000
   config.train.checkpoint_every = 1000

@@ -8,11 +8,14 @@ MGUIT, 64x64 for UNIT and MUNIT).
 """
 
 from configs import common
+from mguit_jax import methods
 
 
 def get_config(arg: str | None = None):
   args = common.parse_arg(arg, preset="", method="mguit")
-  config = common.base_config(args.preset or "official", args.method)
+  # The released code's settings where the method has them (the parity goldens').
+  official = "official" in methods.get(args.method).PRESETS
+  config = common.base_config(args.preset or ("official" if official else ""), args.method)
   config.data.name = "synthetic"
   config.data.resize_short = 216
   config.data.crop_size = 216
@@ -21,11 +24,13 @@ def get_config(arg: str | None = None):
   config.data.synthetic.width = 256
   config.data.synthetic.num_train = 8
   config.data.synthetic.num_test = 4
-  if args.method in ("unit", "munit"):   # their goldens' widths, at their 64 px
+  if args.method in ("unit", "munit", "init"):   # their goldens' widths, at their 64 px
     config.model.update(gen_dim=8, gen_n_res=2, dis_dim=8)
-    if args.method == "munit":
+    if args.method in ("munit", "init"):
       config.model.update(style_dim=4, mlp_dim=16)
     config.data.resize_short = config.data.crop_size = 64
+    if args.method == "init":
+      config.objects.size = 64   # the least the discriminators accept
   else:
     config.model.update(content_dim=32, style_dim=16, enc_c_width=8, enc_s_width=8,
                         gen_width=32, dis_width=8, dis_c_width=32)

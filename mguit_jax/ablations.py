@@ -4,10 +4,10 @@ r"""The memory ablations of the paper (Table 4) and the comparison of methods (i
   python -m mguit_jax.ablations --config configs/ablation.py --workdir runs/ablations \
       --seeds 0,1,2 [--variants no_memory,single_triplet,...] [--metrics paired,cycle,lpips]
   python -m mguit_jax.ablations --config configs/ablation.py --workdir runs/compare \
-      --variants class_aware_contrastive,no_memory,unit,munit
+      --variants class_aware_contrastive,no_memory,unit,munit,init
 
-Each variant is the `--config` with its method and a few `config.memory` fields set (UNIT
-and MUNIT, whose networks differ, come from the same config file for their method, with the
+Each variant is the `--config` with its method and a few `config.memory` fields set (UNIT,
+MUNIT and INIT, whose networks differ, come from the same config file for their method, with the
 same share of their default iterations); seed k sets
 `config.seed = k`. Every (variant, seed) trains in `WORKDIR/<variant>/seed<k>` (resuming
 there if interrupted, skipped when already at the config's `train.num_steps`); the
@@ -56,6 +56,7 @@ VARIANTS = {
     "class_aware_contrastive": Variant("w/ cm+cl", {"class_aware": True, "loss": "contrastive"}),
     "unit": Variant("UNIT (NVlabs code)", {}, method="unit"),
     "munit": Variant("MUNIT (NVlabs code)", {}, method="munit"),
+    "init": Variant("INIT (MUNIT + object branch)", {}, method="init"),
 }
 # Table 4: single (sm) or class-aware (cm) memory, triplet (tl) or contrastive (cl) loss.
 TABLE4 = ("single_triplet", "single_contrastive", "class_aware_triplet",
@@ -64,7 +65,7 @@ DEFAULT_METRICS = ("paired", "cycle", "lpips")
 # Table 4's rows after the no-memory baseline.
 DEFAULT_VARIANTS = ("no_memory",) + TABLE4
 # The methods MGUIT's Tables 1-2 compare with that this toolkit trains, after MGUIT itself.
-COMPARISON = ("class_aware_contrastive", "no_memory", "unit", "munit")
+COMPARISON = ("class_aware_contrastive", "no_memory", "unit", "munit", "init")
 RESULTS_JSON, RESULTS_MD, RESULTS_PNG = "ablations.json", "ablations.md", "ablations.png"
 DIRECTIONS = ("a2b", "b2a")
 # The paired-error regions: the whole image, then each object class's boxes.

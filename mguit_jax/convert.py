@@ -23,11 +23,14 @@ reads the config saved with the checkpoint and writes total_it = step // d_iter,
 our learning rate in each param group (the base rate as `initial_lr`, which
 the official scheduler needs to resume) and --epoch as `ep`.
 
-UNIT and MUNIT (`--config <file>:method=unit|munit`): import reads their trainers'
-gen_<iteration>.pt and, with --dis, dis_<iteration>.pt ({"a": state_dict, "b": state_dict};
-the layout in `methods/nvlabs/convert.py`) into fresh optimiser states, and training resumes
-at the file's iteration; export writes gen_<step>.pt and dis_<step>.pt into the directory
---pth, which the released test.py reads (their optimizer.pt is neither read nor written).
+UNIT, MUNIT and INIT (`--config <file>:method=unit|munit|init`): import reads the NVlabs
+trainers' gen_<iteration>.pt and, with --dis, dis_<iteration>.pt ({"a": state_dict, "b":
+state_dict}; the layout in `methods/nvlabs/convert.py`) into fresh optimiser states, and
+training resumes at the file's iteration; export writes gen_<step>.pt and dis_<step>.pt
+into the directory --pth, which the released test.py reads (their optimizer.pt is neither
+read nor written). INIT's networks at test time are MUNIT's: its generators export as
+MUNIT's files, and MUNIT's files start an INIT run (separate object discriminators, when
+configured, are neither read nor written).
 
 MGUIT's layout changes live in this module: Conv2d weights (out, in, kh, kw) <->
 HWIO kernels; ConvTranspose2d weights (in, out, kh, kw) <-> the HWIO kernel of
@@ -646,13 +649,18 @@ def _define_flags() -> None:
                        "at epoch ep + 1.")
 
 
+def _nvlabs_files(method: str) -> bool:
+  """Whether `method`'s official checkpoints are the NVlabs trainers' gen_/dis_*.pt."""
+  return methods.get(method).CONVERTER == nvlabs_convert.__name__
+
+
 def main(argv: Sequence[str]) -> None:
   commands = ("import", "export")
   if len(argv) != 2 or argv[1] not in commands:
     raise app.UsageError(f"expected one command, {' or '.join(commands)}; got {argv[1:]}")
   f = flags.FLAGS
   logging.get_absl_handler().addFilter(cli.QuietLibraries())  # Orbax logs every file at INFO
-  if argv[1] == "import" and f.config.method in ("unit", "munit"):
+  if argv[1] == "import" and _nvlabs_files(f.config.method):
     method = methods.get(f.config.method)
     state = nvlabs_convert.state_from_files(f.config, method.init_state, f.pth, f.dis)
     path = save_imported(state, f.workdir, f.config)
@@ -669,7 +677,7 @@ def main(argv: Sequence[str]) -> None:
           f"(official total_it x d_iter={f.config.train.d_iter}).")
   else:
     step, config, state = restore_workdir(f.workdir, f.step)
-    if config.method in ("unit", "munit"):
+    if _nvlabs_files(config.method):
       gen, dis = nvlabs_convert.files_from_state(state, f.pth)
       print(f"Exported step {step} of {f.workdir} ({config.method}) to {gen} and {dis}.")
       return

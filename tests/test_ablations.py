@@ -94,7 +94,7 @@ def test_variant_configs():
 
 
 def test_comparison_builds_other_methods_from_the_config_file():
-  """UNIT and MUNIT come from the config file for their method (its widths for them), with
+  """UNIT, MUNIT and INIT come from the config file for their method (its widths for them), with
   the command line's overrides of fields they have and the same share of their default
   iterations as the MGUIT run."""
   config = ablation.get_config()
@@ -104,10 +104,11 @@ def test_comparison_builds_other_methods_from_the_config_file():
   build = ablations.config_builder(
       "configs/ablation.py:preset=paper", config,
       {"train.num_steps": 600, "train.log_every": 7, "memory.loss": "triplet"})
-  for name in ("unit", "munit"):
+  for name in ("unit", "munit", "init"):
     cfg = ablations.variant_config(config, name, seed=3, build=build)
     methods.check_config(cfg)
-    assert (cfg.method, cfg.preset, cfg.seed) == (name, "official", 3)
+    preset = "paper" if name == "init" else "official"   # each method's default
+    assert (cfg.method, cfg.preset, cfg.seed) == (name, preset, 3)
     assert cfg.model.gen_dim == 16 and cfg.data.crop_size == 96     # the demo's, for them
     assert cfg.train.num_steps == 200 and cfg.train.log_every == 7   # a tenth of 2,000
   assert ablations.COMPARISON[0] == "class_aware_contrastive"

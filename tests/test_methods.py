@@ -13,16 +13,16 @@ STYLE_SOURCE = ("random_values", "train_forward", "self_recon_styles", "cycle_st
 
 
 def test_registry_names_and_interface():
-  assert sorted(methods.METHODS) == ["drit", "mguit", "munit", "unit"]
+  assert sorted(methods.METHODS) == ["drit", "init", "mguit", "munit", "unit"]
   assert methods.get("mguit") is mguit and methods.get("drit") is drit
   for name in methods.METHODS:
     method = methods.get(name)
     family = STYLE_SOURCE if name in ("mguit", "drit") else ()
     missing = [f for f in methods.CONTRACT + family if not hasattr(method, f)]
     assert not missing, (name, missing)
-  with pytest.raises(ValueError, match=r"'init' is not a registered method; expected one of "
-                                       r"\['drit', 'mguit', 'munit', 'unit'\]"):
-    methods.get("init")
+  with pytest.raises(ValueError, match=r"'cyclegan' is not a registered method; expected "
+                                       r"one of \['drit', 'init', 'mguit', 'munit', 'unit'\]"):
+    methods.get("cyclegan")
   with pytest.raises(ValueError, match="not a registered method"):
     init.get_config("method=cyclegan")
   with pytest.raises(ValueError, match=r"method 'unit' has no preset 'paper'; expected one of "

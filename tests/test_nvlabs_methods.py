@@ -1,4 +1,4 @@
-"""UNIT and MUNIT as methods of the toolkit: their configs, training loop, checkpoints,
+"""UNIT, MUNIT and INIT as methods of the toolkit: their configs, training loop, checkpoints,
 translation and evaluation (numerical parity with the NVlabs code: tests/parity/)."""
 
 import functools
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from configs import common, tiny
-from mguit_jax import checkpointing, convert, methods, train, translate
+from mguit_jax import checkpointing, convert, methods, plot_runs, train, translate
 from mguit_jax.methods.nvlabs import convert as nvlabs_convert
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def test_config_holds_only_the_methods_fields(method):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["unit", "munit"])
+@pytest.mark.parametrize("method", ["unit", "munit", "init"])
 def test_trains_translates_and_evaluates(method, tmp_path):
   config = tiny.get_config(f"method={method}")
   config.train.num_steps = 4
@@ -50,6 +50,10 @@ def test_trains_translates_and_evaluates(method, tmp_path):
   workdir = tmp_path / "run"
   state = train.train_and_evaluate(config, workdir)
   assert int(state.step) == 4 and set(state.params) == {"gen_a", "gen_b", "dis_a", "dis_b"}
+  if method == "init":   # trained on the pipeline's object crops (finite: _check_finite)
+    curves = plot_runs.read_scalars(workdir)
+    assert {"g/obj_recon_x_a", "g/granularity_s_b", "d/obj_dis_b"} <= set(curves)
+    assert sorted(curves["g/obj_recon_x_a"]) == [2, 4]
   assert sorted(p.name for p in (workdir / "samples").iterdir()) == [
       "step_0000002.png", "step_0000004.png"]
   report = json.loads((workdir / "eval_4.json").read_text())
@@ -58,7 +62,7 @@ def test_trains_translates_and_evaluates(method, tmp_path):
 
   translator = translate.Translator.from_workdir(workdir)
   assert translator.method == method and set(translator.params) == {"gen_a", "gen_b"}
-  own = {"unit": "translation", "munit": "zero_style"}[method]   # translation 0's files
+  own = {"unit": "translation", "munit": "zero_style", "init": "zero_style"}[method]   # translation 0's files
   job, = translate.jobs_for([tmp_path / "in" / "x.png"], tmp_path / "in", tmp_path / "out", 1,
                             translator.own_output)
   assert [p.name for p in job.outputs] == [f"x_{own}.png", "x_style1.png"]

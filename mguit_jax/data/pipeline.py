@@ -9,7 +9,9 @@ Per training example, on the host, in numpy: decode the stored image; resize so 
 short side is `config.data.resize_short` (bilinear, boxes scaled too); take a random
 `crop_size` x `crop_size` crop (boxes shifted, clipped to the crop, dropped when empty);
 flip horizontally with p = 0.5 when `config.data.flip` (boxes too); build the class masks
-at content resolution (rule in transforms.py); map the image to [-1, 1].
+at content resolution (rule in transforms.py); map the image to [-1, 1]. For a method with
+an object branch (`config.objects`, INIT), also crop up to `objects.num` of the boxes,
+each resized to `objects.size` pixels square (transforms.object_crops).
 
 Each domain is sharded over hosts, shuffled (reshuffled every epoch), repeated and
 augmented with its own seed, derived from `config.seed` and the host index; the two
@@ -39,6 +41,7 @@ from mguit_jax.data.transforms import crop_boxes
 from mguit_jax.data.transforms import decode_png
 from mguit_jax.data.transforms import flip_boxes
 from mguit_jax.data.transforms import normalize
+from mguit_jax.data.transforms import object_crops
 from mguit_jax.data.transforms import resize
 from mguit_jax.data.transforms import validate_example
 
@@ -94,6 +97,7 @@ class Augment:
   crop_size: int
   flip: bool
   num_classes: int     # mask channels K
+  objects: tuple[int, int, float] | None = None   # (num, size, min_size) of object crops
 
   def __call__(self, example: dict[str, Any], rng: np.random.Generator):
     image, boxes = resize(example["image"], example["boxes"], self.resize_short)
@@ -101,17 +105,34 @@ class Augment:
     x0 = int(rng.integers(0, w - self.crop_size + 1))
     y0 = int(rng.integers(0, h - self.crop_size + 1))
     flip = self.flip and rng.random() < 0.5
-    return _finish(image, boxes, example["labels"], x0, y0, flip, self.crop_size,
-                   self.num_classes)
+    out = _finish(image, boxes, example["labels"], x0, y0, flip, self.crop_size,
+                  self.num_classes)
+    if self.objects:   # drawn after the crop and flip: the images do not depend on them
+      out["objects"], out["object_valid"] = object_crops(
+          out.pop("crop"), out.pop("crop_boxes"), *self.objects, rng)
+    else:
+      del out["crop"], out["crop_boxes"]
+    return out
 
 
 def _finish(image, boxes, labels, x0, y0, flip, size, num_classes):
-  """Crop at (x0, y0), optional flip, masks and normalisation."""
+  """Crop at (x0, y0), optional flip, masks and normalisation; also the uint8 crop and its
+  boxes ("crop", "crop_boxes")."""
   image = image[y0:y0 + size, x0:x0 + size]
   boxes, labels = crop_boxes(boxes, labels, x0, y0, size)
   if flip:
     image, boxes = image[:, ::-1], flip_boxes(boxes, size)
-  return {"image": normalize(image), "masks": class_masks(boxes, labels, size, num_classes)}
+  return {"image": normalize(image), "masks": class_masks(boxes, labels, size, num_classes),
+          "crop": image, "crop_boxes": boxes}
+
+
+def object_settings(config) -> tuple[int, int, float] | None:
+  """(num, size, min_size in pixels) of the object crops a method trains on
+  (`config.objects`), or None for methods without an object branch."""
+  if "objects" not in config:
+    return None
+  o = config.objects
+  return int(o.num), int(o.size), float(o.min_fraction * o.size)
 
 
 def _to_pair(batches):
@@ -187,7 +208,9 @@ def make_train_iterator(config, *, process_index: int = 0, process_count: int = 
 
   Each batch holds "image" float32 [b, S, S, 3] in [-1, 1] and "masks" float32
   [b, S/4, S/4, K], b = config.data.batch_size // process_count, S = crop_size,
-  K = num_classes(config). Supports get_state()/set_state() (grain checkpoints).
+  K = num_classes(config); with `config.objects`, also "objects" float32 [b, N, O, O, 3] and
+  "object_valid" float32 [b, N] (N = objects.num, O = objects.size; 0 marks an empty
+  slot). Supports get_state()/set_state() (grain checkpoints).
   """
   _check_sizes(config)
   batch, rem = divmod(config.data.batch_size, process_count)
@@ -202,7 +225,8 @@ def make_train_iterator(config, *, process_index: int = 0, process_count: int = 
                     config.data.resize_short, config.data.storage_short,
                     config.data.resize_short / config.data.storage_short)
   k = num_classes(config)
-  augment = Augment(config.data.resize_short, config.data.crop_size, bool(config.data.flip), k)
+  augment = Augment(config.data.resize_short, config.data.crop_size, bool(config.data.flip), k,
+                    object_settings(config))
   seeds = np.random.SeedSequence([config.seed, process_index]).generate_state(4)
   domains = []
   for source, shuffle_seed, map_seed in zip(_train_sources(config), seeds[:2], seeds[2:]):
@@ -400,6 +424,12 @@ def random_batch(config, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
       boxes = np.stack([x1, y1, x1 + w, y1 + h], -1).astype(np.float32)
       masks.append(class_masks(boxes, rng.integers(1, max(k, 2), 4), size, k))
     image = rng.uniform(-1, 1, (b, size, size, 3)).astype(np.float32)
-    return {"image": image, "masks": np.stack(masks)}
+    out = {"image": image, "masks": np.stack(masks)}
+    if objects := object_settings(config):
+      num, crop = objects[:2]
+      out["objects"] = rng.uniform(-1, 1, (b, num, crop, crop, 3)).astype(np.float32)
+      out["object_valid"] = (rng.random((b, num)) < 0.7).astype(np.float32)
+      out["object_valid"][:, 0] = 1.0   # every image has at least one object
+    return out
 
   return {"a": domain(), "b": domain()}

@@ -148,3 +148,30 @@ def class_masks(boxes: np.ndarray, labels: np.ndarray, size: int,
 def normalize(image: np.ndarray) -> np.ndarray:
   """uint8 [0, 255] -> float32 [-1, 1]."""
   return image.astype(np.float32) / 127.5 - 1.0
+
+
+def object_crops(image: np.ndarray, boxes: np.ndarray, num: int, size: int, min_size: float,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+  """Object crops for an object branch (INIT): up to `num` boxes whose sides are at least
+  `min_size` pixels, drawn at random without replacement, each region resized to
+  size x size (bilinear, aspect ratio not kept) from the uint8 [H, W, 3] `image`.
+
+  Returns float32 [num, size, size, 3] in [-1, 1] and float32 [num] validity (1 for a
+  crop, 0 for an unused slot). Unused slots hold the whole image resized: the losses skip
+  them, but a constant input would make MUNIT's layer norm (x / std) undifferentiable.
+  """
+  pil = Image.fromarray(image)
+  whole = normalize(np.asarray(pil.resize((size, size), Image.BILINEAR)))
+  crops = np.repeat(whole[None], num, axis=0)
+  valid = np.zeros((num,), np.float32)
+  boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+  large = np.nonzero(np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+                     >= min_size)[0]
+  if large.size == 0:
+    return crops, valid
+  chosen = rng.choice(large, size=min(num, large.size), replace=False)
+  for slot, index in enumerate(chosen):
+    region = tuple(float(v) for v in boxes[index])
+    crops[slot] = normalize(np.asarray(pil.resize((size, size), Image.BILINEAR, box=region)))
+    valid[slot] = 1.0
+  return crops, valid

@@ -57,6 +57,7 @@ METHODS = {
     "drit": "mguit_jax.methods.drit",
     "unit": "mguit_jax.methods.unit",
     "munit": "mguit_jax.methods.munit",
+    "init": "mguit_jax.methods.init",
 }
 
 

@@ -34,22 +34,31 @@ def draw_styles(key: jax.Array, config: ml_collections.ConfigDict,
           for name, k in zip(STYLES, jax.random.split(key, len(STYLES)))}
 
 
-def dis_objective(dis_params, params, batch, styles, defs, config):
-  nets = ts.merge(defs, {**params, **dis_params})
+def weighted_total(kind: str, terms) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """(sum of weight x value, metrics "<kind>/<name>" and "<kind>/total") of (name, weight,
+  value) terms, summed in their order."""
+  total = sum(weight * value for _, weight, value in terms)
+  return total, {**{f"{kind}/{name}": value for name, _, value in terms}, f"{kind}/total": total}
+
+
+def dis_terms(nets, batch, styles, config):
+  """The discriminators' (name, weight, value) loss terms: translations with random styles
+  (detached) to 0, real images to 1."""
   x_a, x_b = batch["a"]["image"], batch["b"]["image"]
   c_a, _ = nets["gen_a"].encode(x_a)
   c_b, _ = nets["gen_b"].encode(x_b)
   x_ba, x_ab = jax.lax.stop_gradient((nets["gen_a"].decode(c_b, styles["dis_a"]),
                                       nets["gen_b"].decode(c_a, styles["dis_b"])))
-  loss_a = losses.lsgan_discriminator_loss(nets["dis_a"](x_ba), nets["dis_a"](x_a))
-  loss_b = losses.lsgan_discriminator_loss(nets["dis_b"](x_ab), nets["dis_b"](x_b))
-  total = config.loss.gan * loss_a + config.loss.gan * loss_b
-  return total, {"d/dis_a": loss_a, "d/dis_b": loss_b, "d/total": total}
+  return [("dis_a", config.loss.gan,
+           losses.lsgan_discriminator_loss(nets["dis_a"](x_ba), nets["dis_a"](x_a))),
+          ("dis_b", config.loss.gan,
+           losses.lsgan_discriminator_loss(nets["dis_b"](x_ab), nets["dis_b"](x_b)))]
 
 
-def gen_objective(gen_params, params, batch, styles, defs, config):
+def gen_terms(nets, batch, styles, config):
+  """The generators' (name, weight, value) loss terms in the released code's summation
+  order, and the styles encoded from the images {"a": [B, 1, 1, S], "b": ...}."""
   w = config.loss
-  nets = ts.merge(defs, {**params, **gen_params})
   gen_a, gen_b = nets["gen_a"], nets["gen_b"]
   x_a, x_b = batch["a"]["image"], batch["b"]["image"]
   s_a, s_b = styles["gen_a"], styles["gen_b"]
@@ -64,8 +73,7 @@ def gen_objective(gen_params, params, batch, styles, defs, config):
   x_aba = gen_a.decode(c_a_recon, s_a_prime) if cycle else None
   x_bab = gen_b.decode(c_b_recon, s_b_prime) if cycle else None
   zero = jnp.zeros((), jnp.float32)
-  # (name, weight, value) in the released code's summation order.
-  terms = (
+  terms = [
       ("adv_a", w.gan, losses.lsgan_generator_loss(nets["dis_a"](x_ba))),
       ("adv_b", w.gan, losses.lsgan_generator_loss(nets["dis_b"](x_ab))),
       ("recon_x_a", w.recon_x, losses.l1(x_a_recon, x_a)),
@@ -76,9 +84,18 @@ def gen_objective(gen_params, params, batch, styles, defs, config):
       ("recon_c_b", w.recon_c, losses.l1(c_b_recon, c_b)),
       ("cycrecon_x_a", w.recon_x_cyc, losses.l1(x_aba, x_a) if cycle else zero),
       ("cycrecon_x_b", w.recon_x_cyc, losses.l1(x_bab, x_b) if cycle else zero),
-  )
-  total = sum(weight * value for _, weight, value in terms)
-  return total, {**{f"g/{name}": value for name, _, value in terms}, "g/total": total}
+  ]
+  return terms, {"a": s_a_prime, "b": s_b_prime}
+
+
+def dis_objective(dis_params, params, batch, styles, defs, config):
+  nets = ts.merge(defs, {**params, **dis_params})
+  return weighted_total("d", dis_terms(nets, batch, styles, config))
+
+
+def gen_objective(gen_params, params, batch, styles, defs, config):
+  nets = ts.merge(defs, {**params, **gen_params})
+  return weighted_total("g", gen_terms(nets, batch, styles, config)[0])
 
 
 def train_step(state: nvlabs.TrainState, batch: Batch, *, defs: dict[str, Any],

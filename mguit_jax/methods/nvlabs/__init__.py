@@ -71,13 +71,16 @@ def build_networks(generator: Callable[[], nnx.Module], model: ml_collections.Co
                    rngs: nnx.Rngs) -> dict[str, nnx.Module]:
   """gen_a, gen_b (`generator()`) and the two multi-scale discriminators of `model.dis_*`,
   built in that order, with the released initialisation."""
-  def dis():
-    return munit_blocks.MultiScaleDiscriminator(
-        in_ch=3, dim=model.dis_dim, n_layer=model.dis_n_layer, num_scales=model.dis_num_scales,
-        norm=model.dis_norm, activation=model.dis_activation, pad_type=model.dis_pad_type,
-        init=model.dis_init, rngs=rngs)
+  return {"gen_a": generator(), "gen_b": generator(), "dis_a": discriminator(model, rngs=rngs),
+          "dis_b": discriminator(model, rngs=rngs)}
 
-  return {"gen_a": generator(), "gen_b": generator(), "dis_a": dis(), "dis_b": dis()}
+
+def discriminator(model: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> nnx.Module:
+  """A multi-scale LSGAN discriminator of `model.dis_*`."""
+  return munit_blocks.MultiScaleDiscriminator(
+      in_ch=3, dim=model.dis_dim, n_layer=model.dis_n_layer, num_scales=model.dis_num_scales,
+      norm=model.dis_norm, activation=model.dis_activation, pad_type=model.dis_pad_type,
+      init=model.dis_init, rngs=rngs)
 
 
 @flax.struct.dataclass
@@ -123,9 +126,9 @@ def apply_adam(config, names, params, opt_state, grads, lr):
 
 def step_both(config, state: TrainState, batch, defs, dis_objective, gen_objective, *,
               draw: Callable, draws=None):
-  """One iteration: the discriminators' step, then the generators' step against the updated
-  discriminators; each objective is f(own params, all params, batch, draws, defs, config)
-  -> (loss, metrics). The iteration's random draws are `draw(key, config, batch)` with the
+  """One iteration: the discriminators' step (every network named dis_*), then the
+  generators' step (gen_*) against the updated discriminators; each objective is f(own
+  params, all params, batch, draws, defs, config) -> (loss, metrics). The iteration's random draws are `draw(key, config, batch)` with the
   step's key, or `draws` when given (parity tests inject recorded ones). Returns
   (new_state, metrics)."""
   if draws is None:
@@ -133,8 +136,8 @@ def step_both(config, state: TrainState, batch, defs, dis_objective, gen_objecti
                  config, batch)
   lr = learning_rate(config, state.step)
   params, opt_state, metrics = state.params, state.opt_state, {"lr": lr}
-  for names, objective in ((("dis_a", "dis_b"), dis_objective),
-                           (("gen_a", "gen_b"), gen_objective)):
+  for kind, objective in (("dis_", dis_objective), ("gen_", gen_objective)):
+    names = [name for name in params if name.startswith(kind)]
     grads, step_metrics = jax.grad(objective, has_aux=True)(
         {k: params[k] for k in names}, params, batch, draws, defs, config)
     params, opt_state = apply_adam(config, names, params, opt_state, grads, lr)
