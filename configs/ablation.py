@@ -7,8 +7,8 @@ The demo (configs/demo.py: 96 px crops, reduced widths, 6,000 iterations, 2,000 
 full; the learning rate decays linearly over the last half), with 50 held-out scenes whose
 paired and cycle error is evaluated every 750 iterations for the curves.
 
-Arguments: method=mguit|drit|unit|munit (mguit_jax/methods), preset=paper|official (default: the
-method's first; paper for MGUIT).
+Arguments: method=mguit|drit|unit|munit|init (mguit_jax/methods), preset=paper|official
+(default: the method's first; paper for MGUIT).
 """
 
 from configs import demo

@@ -4,8 +4,9 @@ Sized to translate visibly on a 2-core CPU in about ten minutes, set-up included
 
   python -m mguit_jax.main --config configs/demo.py --workdir runs/demo
 
-Arguments: method=mguit|drit|unit|munit|init (mguit_jax/methods), preset=paper|official (default: the
-method's first; paper for MGUIT). The preset is the method's; the choices below are the demo's.
+Arguments: method=mguit|drit|unit|munit|init (mguit_jax/methods), preset=paper|official
+(default: the method's first; paper for MGUIT). The preset is the method's; the choices
+below are the demo's.
 
 The demo departs from the preset only where ten minutes of CPU demand it: 96 px crops of
 scenes resized to a short side of 96 (the content discriminator two stride-2 layers

@@ -3,14 +3,13 @@
   python -m mguit_jax.main --config configs/folders.py:path=/data/summer2winter \
       --workdir runs/s2w
 
-Arguments: path=<folder>, method=mguit|drit|unit|munit (mguit_jax/methods), preset=paper|official
-(default: the method's first; paper for MGUIT), sizes=<memory items per class, '-'-separated,
-background first>. Without boxes every pixel is background: one memory of
-`sizes=20` items (the default). With a boxes sidecar (trainA.json or trainA.txt beside
-trainA/, see mguit_jax/data/folders_tfds.py) give one entry per class, e.g. sizes=10-5-2-3
-for classes 1..3. Images of any format PIL reads; they are prepared once into
-config.data.data_dir/image_folders at short side config.data.storage_short.
-"""
+Arguments: path=<folder>, method=mguit|drit|unit|munit|init (mguit_jax/methods),
+preset=paper|official (default: the method's first; paper for MGUIT), sizes=<memory items
+per class, '-'-separated, background first>. Without boxes every pixel is background: one
+memory of `sizes=20` items (the default). With a boxes sidecar (trainA.json or trainA.txt
+beside trainA/, see mguit_jax/data/folders_tfds.py) give one entry per class, e.g.
+sizes=10-5-2-3 for classes 1..3. Images of any format PIL reads; they are prepared once
+into config.data.data_dir/image_folders at short side config.data.storage_short. """
 
 from configs import common
 

@@ -3,9 +3,9 @@
   python -m mguit_jax.main --config configs/init.py:domains=sunny_night,preset=paper \
       --workdir runs/init_sunny_night
 
-Arguments: method=mguit|drit|unit|munit (mguit_jax/methods), preset=paper|official (default: the
-method's first; paper for MGUIT), domains=<a>_<b> (sunny_night, sunny_rainy, sunny_cloudy;
-the reverse direction comes from the same model).
+Arguments: method=mguit|drit|unit|munit|init (mguit_jax/methods), preset=paper|official
+(default: the method's first; paper for MGUIT), domains=<a>_<b> (sunny_night, sunny_rainy,
+sunny_cloudy; the reverse direction comes from the same model).
 
 The raw INIT files are expected in config.data.manual_dir/init (data/manual/init); the
 first run prepares the two domains into config.data.data_dir/init (short side
