@@ -15,6 +15,7 @@ from mguit_jax import ablations, checkpointing, data, methods, steps
 from mguit_jax import memory as mem
 from mguit_jax import train_state as ts
 from mguit_jax.methods import drit
+from tests.training_checks import SMALL_CROPS
 
 
 def _maps(seed=0, b=2, h=3, w=4, ck=6, cv=5, n=20):
@@ -59,7 +60,9 @@ def test_no_memory_forward_reads_global_styles_and_keeps_a_running_mean():
 
 @pytest.mark.slow
 def test_no_memory_variant_trains_a_full_step():
-  config = ablations.variant_config(tiny.get_config(), "no_memory")
+  config = tiny.get_config()
+  config.update_from_flattened_dict(SMALL_CROPS)
+  config = ablations.variant_config(config, "no_memory")
   assert config.method == "drit" and "update_rule" not in config.memory
   defs = ts.graphdefs(config)
   state = jax.jit(functools.partial(ts.init_state, config))()
@@ -167,6 +170,7 @@ def fake_evaluate(monkeypatch):
 @pytest.mark.slow
 def test_launcher_trains_evaluates_and_resumes(tmp_path, fake_evaluate, monkeypatch):
   config = tiny.get_config()
+  config.update_from_flattened_dict(SMALL_CROPS)
   config.data.data_dir = str(tmp_path / "tfds")
   config.train.num_devices = 1
   config.train.num_steps = 2    # two content-D-only iterations: the loop, not the full step

@@ -25,6 +25,7 @@ def make_batch(config, batch_size=None, seed=0):
 @pytest.fixture(scope="module")
 def setup():
   config = tiny.get_config()
+  config.update_from_flattened_dict(SMALL_CROPS)
   defs = ts.graphdefs(config)
   state = jax.jit(functools.partial(ts.init_state, config))()
   full = jax.jit(functools.partial(steps.full_step, defs=defs, config=config))

@@ -1,6 +1,7 @@
 """End to end: the loop, checkpoints, exact resume, signals, and clear errors."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,24 +39,35 @@ def _leaves(state):
   return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
 
 
+@pytest.fixture(scope="module")
+def straight_run(data_dir, tmp_path_factory):
+  """An uninterrupted 6-step run (checkpoints 3 and 6): (its workdir, its final state's
+  leaves). Tests that train on from it copy the workdir first."""
+  workdir = tmp_path_factory.mktemp("straight")
+  state = train.train_and_evaluate(_config(data_dir, num_steps=6), workdir)
+  assert int(state.step) == 6
+  return workdir, _leaves(state)
+
+
 @pytest.mark.slow
-def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path):
-  straight = train.train_and_evaluate(_config(data_dir, num_steps=6), tmp_path / "straight")
+def test_resumed_run_equals_uninterrupted_run(data_dir, straight_run, tmp_path):
+  straight_dir, straight = straight_run
   train.train_and_evaluate(_config(data_dir, num_steps=3), tmp_path / "resumed")
   resumed = train.train_and_evaluate(_config(data_dir, num_steps=6), tmp_path / "resumed")
-  assert int(straight.step) == int(resumed.step) == 6
-  for a, b in zip(_leaves(straight), _leaves(resumed)):
+  assert int(resumed.step) == 6
+  for a, b in zip(straight, _leaves(resumed)):
     np.testing.assert_array_equal(a, b)
   ckpt = checkpointing.Checkpointer(tmp_path / "resumed" / "checkpoints", max_to_keep=3)
   assert ckpt.latest_step() == 6
   saved = ckpt.saved_config(6)
   assert saved["model"]["content_dim"] == 32 and saved["memory"]["sizes"] == [10, 5, 2, 3]
-  samples = sorted(p.name for p in (tmp_path / "straight" / "samples").glob("*.png"))
+  samples = sorted(p.name for p in (straight_dir / "samples").glob("*.png"))
   assert samples == ["step_0000003.png", "step_0000006.png"]
-  assert list((tmp_path / "straight").glob("events.out.tfevents.*"))
+  assert list(straight_dir.glob("events.out.tfevents.*"))
 
   # The data position is part of the checkpoint: one more step after the resume
   # consumes the same batch as one more step of the uninterrupted run.
+  shutil.copytree(straight_dir, tmp_path / "straight")
   a = train.train_and_evaluate(_config(data_dir, num_steps=7), tmp_path / "straight")
   b = train.train_and_evaluate(_config(data_dir, num_steps=7), tmp_path / "resumed")
   for x, y in zip(_leaves(a), _leaves(b)):
@@ -72,10 +84,10 @@ def _damage(step_dir: Path) -> Path:
 
 @pytest.mark.slow
 def test_a_damaged_latest_checkpoint_is_moved_aside_and_the_one_before_resumes(
-    data_dir, tmp_path, caplog):
-  straight = train.train_and_evaluate(_config(data_dir, num_steps=6), tmp_path / "straight")
+    data_dir, straight_run, tmp_path, caplog):
+  straight_dir, straight = straight_run
   run = tmp_path / "damaged"
-  train.train_and_evaluate(_config(data_dir, num_steps=6), run)
+  shutil.copytree(straight_dir, run)
   damaged = _damage(run / "checkpoints" / "6")
   # Translation falls back to step 3 and leaves the damaged step where it is.
   assert translate.Translator.from_workdir(run).step == 3
@@ -86,7 +98,7 @@ def test_a_damaged_latest_checkpoint_is_moved_aside_and_the_one_before_resumes(
   aside = run / "checkpoints.damaged" / "6"   # kept as it was, for inspection
   assert (aside / damaged.relative_to(run / "checkpoints" / "6")).is_file()
   # Resumed from step 3 and retrained 3 -> 6: equal to the uninterrupted run.
-  for a, b in zip(_leaves(straight), _leaves(resumed)):
+  for a, b in zip(straight, _leaves(resumed)):
     np.testing.assert_array_equal(a, b)
   assert checkpointing.Checkpointer(run / "checkpoints", max_to_keep=3).all_steps() == [3, 6]
 
