@@ -1,5 +1,5 @@
-"""What the methods of the NVlabs MUNIT code base (UNIT's master, MUNIT) share: two
-generators and two multi-scale LSGAN discriminators, one discriminator step then one
+"""What the methods of the NVlabs MUNIT code base (UNIT's master, MUNIT, and INIT on top of
+MUNIT) share: two generators and two multi-scale LSGAN discriminators, one discriminator step then one
 generator step per iteration, Adam with the released StepLR schedule, the config fields of
 those networks, and the official state_dict names (`convert`). Not a method itself."""
 
@@ -128,9 +128,9 @@ def step_both(config, state: TrainState, batch, defs, dis_objective, gen_objecti
               draw: Callable, draws=None):
   """One iteration: the discriminators' step (every network named dis_*), then the
   generators' step (gen_*) against the updated discriminators; each objective is f(own
-  params, all params, batch, draws, defs, config) -> (loss, metrics). The iteration's random draws are `draw(key, config, batch)` with the
-  step's key, or `draws` when given (parity tests inject recorded ones). Returns
-  (new_state, metrics)."""
+  params, all params, batch, draws, defs, config) -> (loss, metrics). The iteration's
+  random draws are `draw(key, config, batch)` with the step's key, or `draws` when given
+  (parity tests inject recorded ones). Returns (new_state, metrics)."""
   if draws is None:
     draws = draw(jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step),
                  config, batch)
