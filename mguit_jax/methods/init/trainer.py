@@ -117,7 +117,7 @@ def dis_objective(dis_params, params, batch, styles, defs, config):
   terms = munit_trainer.dis_terms(nets, batch, styles, config)
   if config.loss.obj_gan != 0:
     terms += object_dis_terms(nets, batch, styles, config)
-  return munit_trainer.weighted_total("d", terms)
+  return nvlabs.weighted_total("d", terms)
 
 
 def gen_objective(gen_params, params, batch, styles, defs, config):
@@ -125,7 +125,7 @@ def gen_objective(gen_params, params, batch, styles, defs, config):
   terms, image_styles = munit_trainer.gen_terms(nets, batch, styles, config)
   if object_branch(config):
     terms += object_gen_terms(nets, batch, styles, image_styles, config)
-  return munit_trainer.weighted_total("g", terms)
+  return nvlabs.weighted_total("g", terms)
 
 
 def train_step(state: nvlabs.TrainState, batch, *, defs: dict[str, Any],

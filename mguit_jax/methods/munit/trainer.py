@@ -34,25 +34,14 @@ def draw_styles(key: jax.Array, config: ml_collections.ConfigDict,
           for name, k in zip(STYLES, jax.random.split(key, len(STYLES)))}
 
 
-def weighted_total(kind: str, terms) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """(sum of weight x value, metrics "<kind>/<name>" and "<kind>/total") of (name, weight,
-  value) terms, summed in their order."""
-  total = sum(weight * value for _, weight, value in terms)
-  return total, {**{f"{kind}/{name}": value for name, _, value in terms}, f"{kind}/total": total}
-
-
 def dis_terms(nets, batch, styles, config):
   """The discriminators' (name, weight, value) loss terms: translations with random styles
   (detached) to 0, real images to 1."""
-  x_a, x_b = batch["a"]["image"], batch["b"]["image"]
-  c_a, _ = nets["gen_a"].encode(x_a)
-  c_b, _ = nets["gen_b"].encode(x_b)
+  c_a, _ = nets["gen_a"].encode(batch["a"]["image"])
+  c_b, _ = nets["gen_b"].encode(batch["b"]["image"])
   x_ba, x_ab = jax.lax.stop_gradient((nets["gen_a"].decode(c_b, styles["dis_a"]),
                                       nets["gen_b"].decode(c_a, styles["dis_b"])))
-  return [("dis_a", config.loss.gan,
-           losses.lsgan_discriminator_loss(nets["dis_a"](x_ba), nets["dis_a"](x_a))),
-          ("dis_b", config.loss.gan,
-           losses.lsgan_discriminator_loss(nets["dis_b"](x_ab), nets["dis_b"](x_b)))]
+  return nvlabs.image_dis_terms(nets, batch, x_ba, x_ab, config)
 
 
 def gen_terms(nets, batch, styles, config):
@@ -90,12 +79,12 @@ def gen_terms(nets, batch, styles, config):
 
 def dis_objective(dis_params, params, batch, styles, defs, config):
   nets = ts.merge(defs, {**params, **dis_params})
-  return weighted_total("d", dis_terms(nets, batch, styles, config))
+  return nvlabs.weighted_total("d", dis_terms(nets, batch, styles, config))
 
 
 def gen_objective(gen_params, params, batch, styles, defs, config):
   nets = ts.merge(defs, {**params, **gen_params})
-  return weighted_total("g", gen_terms(nets, batch, styles, config)[0])
+  return nvlabs.weighted_total("g", gen_terms(nets, batch, styles, config)[0])
 
 
 def train_step(state: nvlabs.TrainState, batch: Batch, *, defs: dict[str, Any],

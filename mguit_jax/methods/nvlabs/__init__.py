@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from mguit_jax import losses
 from mguit_jax import train_state as ts
 from mguit_jax.models import munit_blocks
 
@@ -112,6 +113,21 @@ def init_state(build: Callable, config: ml_collections.ConfigDict) -> TrainState
   key = jax.random.fold_in(jax.random.key(config.seed), 2)
   return TrainState(step=jnp.zeros((), jnp.int32), rng=jax.random.key_data(key),
                     params=params, opt_state=opt_state)
+
+
+def weighted_total(kind: str, terms) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """(sum of weight x value, metrics "<kind>/<name>" and "<kind>/total") of (name, weight,
+  value) loss terms, summed in their order (the released code's, where it matters)."""
+  total = sum(weight * value for _, weight, value in terms)
+  return total, {**{f"{kind}/{name}": value for name, _, value in terms}, f"{kind}/total": total}
+
+
+def image_dis_terms(nets, batch, x_ba, x_ab, config) -> list:
+  """The two discriminators' (name, weight, value) LSGAN terms: translations into each
+  domain (x_ba into a, x_ab into b; detached by the caller) to 0, its real images to 1."""
+  return [(f"dis_{d}", config.loss.gan, losses.lsgan_discriminator_loss(
+              nets[f"dis_{d}"](fake), nets[f"dis_{d}"](batch[d]["image"])))
+          for d, fake in (("a", x_ba), ("b", x_ab))]
 
 
 def apply_adam(config, names, params, opt_state, grads, lr):

@@ -48,10 +48,7 @@ def dis_objective(dis_params, params, batch, noise, defs, config):
   h_a = nets["gen_a"].encode(x_a) + noise["dis_a"]
   h_b = nets["gen_b"].encode(x_b) + noise["dis_b"]
   x_ba, x_ab = jax.lax.stop_gradient((nets["gen_a"].decode(h_b), nets["gen_b"].decode(h_a)))
-  loss_a = losses.lsgan_discriminator_loss(nets["dis_a"](x_ba), nets["dis_a"](x_a))
-  loss_b = losses.lsgan_discriminator_loss(nets["dis_b"](x_ab), nets["dis_b"](x_b))
-  total = config.loss.gan * loss_a + config.loss.gan * loss_b
-  return total, {"d/dis_a": loss_a, "d/dis_b": loss_b, "d/total": total}
+  return nvlabs.weighted_total("d", nvlabs.image_dis_terms(nets, batch, x_ba, x_ab, config))
 
 
 def gen_objective(gen_params, params, batch, noise, defs, config):
@@ -79,8 +76,7 @@ def gen_objective(gen_params, params, batch, noise, defs, config):
       ("cyc_x_b", w.recon_x_cyc, losses.l1(x_bab, x_b)),
       ("recon_kl_cyc_bab", w.recon_kl_cyc, losses.l2_regularizer(h_b_recon)),
   )
-  total = sum(weight * value for _, weight, value in terms)
-  return total, {**{f"g/{name}": value for name, _, value in terms}, "g/total": total}
+  return nvlabs.weighted_total("g", terms)
 
 
 def train_step(state: nvlabs.TrainState, batch: Batch, *, defs: dict[str, Any],
