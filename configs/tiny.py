@@ -31,6 +31,7 @@ def get_config(arg: str | None = None):
   else:
     config.model.update(content_dim=32, style_dim=16, enc_c_width=8, gen_width=32,
                         dis_c_depth=3, init_std=method.config_fields(preset).model.init_std)
+    config.loss.mode_seeking = 0.0   # the preset's objective, as the goldens'
     size = 216
   config.data.resize_short = config.data.crop_size = size
   config.train.update(num_steps=6, log_every=2, sample_every=3, checkpoint_every=3,

@@ -50,6 +50,8 @@ def draw_randoms(key: jax.Array, config: ml_collections.ConfigDict, batch: Batch
   noise_a / noise_b: [B, 4, h, w, Ck] generator input noise for the first
   translation (4 per example, as the released code draws; the first 3 are used);
   noise_aba / noise_bab: [B, h, w, Ck] for the cycle translation.
+  rand2_a / rand2_b: with `loss.mode_seeking`, a second draw of the random values, from a key
+  of their own (the other draws stay those of a run without it).
   """
   b, hgt, wid, _ = batch["a"]["image"].shape
   content = (b, hgt // 4, wid // 4, config.model.content_dim)
@@ -57,7 +59,7 @@ def draw_randoms(key: jax.Array, config: ml_collections.ConfigDict, batch: Batch
   keys = jax.random.split(key, 6)
   normal = lambda k, shape: jax.random.normal(k, shape, jnp.float32)
   styles = methods.get(config.method)
-  return {
+  draws = {
       "rand_a": styles.random_values(keys[0], values, config),
       "rand_b": styles.random_values(keys[1], values, config),
       "noise_a": normal(keys[2], (b, 4) + content[1:]),
@@ -65,6 +67,11 @@ def draw_randoms(key: jax.Array, config: ml_collections.ConfigDict, batch: Batch
       "noise_aba": normal(keys[4], content),
       "noise_bab": normal(keys[5], content),
   }
+  if config.loss.mode_seeking:
+    second = jax.random.split(jax.random.fold_in(key, 1))
+    draws["rand2_a"] = styles.random_values(second[0], values, config)
+    draws["rand2_b"] = styles.random_values(second[1], values, config)
+  return draws
 
 
 def _translate_forward(eg_params, defs, memory, batch, randoms, config):
@@ -85,18 +92,25 @@ def _translate_forward(eg_params, defs, memory, batch, randoms, config):
   sty_aa, sty_bb = styles.self_recon_styles(r, s_a, s_b, config=config)
   # The released code also renders x's contents with x's random style (rand_aa, rand_bb) but
   # no loss uses those images: they are left out (their noise, noise_x[:, 3], is still drawn).
-  flat = lambda x: x[:, :3].reshape((-1,) + x.shape[2:])
-  fake_ba, fake_aa, rand_ba_img = _unstack(gen(
-      _stack(c_b, c_a, c_b), _stack(r["sty_ba"], sty_aa, r["rand_ba"]),
-      "a", noise=flat(randoms["noise_a"])), 3)
-  fake_ab, fake_bb, rand_ab_img = _unstack(gen(
-      _stack(c_a, c_b, c_a), _stack(r["sty_ab"], sty_bb, r["rand_ab"]),
-      "b", noise=flat(randoms["noise_b"])), 3)
-  out = dict(c_a=c_a, c_b=c_b, s_a=s_a, s_b=s_b,
-             fake_ba=fake_ba, fake_aa=fake_aa, rand_ba_img=rand_ba_img,
-             fake_ab=fake_ab, fake_bb=fake_bb, rand_ab_img=rand_ab_img,
-             mem_losses=mem_losses)
+  # Mode seeking renders each random-style translation again with a second random style and
+  # the same noise, so that only the style differs between the two.
+  out = dict(c_a=c_a, c_b=c_b, s_a=s_a, s_b=s_b, mem_losses=mem_losses)
   aux = dict(memory=memory, rand_ab=r["rand_ab"], rand_ba=r["rand_ba"])
+  for x, y, c_x, c_y, sty_yy in (("b", "a", c_b, c_a, sty_aa), ("a", "b", c_a, c_b, sty_bb)):
+    noise = randoms[f"noise_{y}"][:, :3]
+    contents = [c_x, c_y, c_x]
+    styles_in = [r[f"sty_{x}{y}"], sty_yy, r[f"rand_{x}{y}"]]
+    if config.loss.mode_seeking:
+      aux[f"rand2_{x}{y}"] = styles.random_read(memory, c_x, batch[x]["masks"],
+                                                randoms[f"rand2_{x}"], config=config)
+      contents.append(c_x)
+      styles_in.append(aux[f"rand2_{x}{y}"])
+      noise = jnp.concatenate([noise, noise[:, 2:3]], axis=1)
+    images = _unstack(gen(_stack(*contents), _stack(*styles_in), y,
+                          noise=noise.reshape((-1,) + noise.shape[2:])), len(contents))
+    out[f"fake_{x}{y}"], out[f"fake_{y}{y}"], out[f"rand_{x}{y}_img"] = images[:3]
+    if config.loss.mode_seeking:
+      out[f"rand2_{x}{y}_img"] = images[3]
   return out, aux
 
 
@@ -167,6 +181,14 @@ def _eg_objective(eg_params, fwd, dis_params, aux, batch, randoms, defs, config)
         w.latent_regression,
         losses.l1(recover(fwd["rand_ba_img"], "a"), aux["rand_ba"]),
         losses.l1(recover(fwd["rand_ab_img"], "b"), aux["rand_ab"]))
+  if w.mode_seeking:
+    # DRIT++'s mode seeking: output distance per style distance, inverted (eps 1e-5).
+    seek = lambda img, img2, sty, sty2: 1.0 / (
+        jnp.mean(jnp.abs(img2 - img)) / jnp.mean(jnp.abs(sty2 - sty)) + 1e-5)
+    terms["mode_seeking"] = (
+        w.mode_seeking,
+        seek(fwd["rand_ba_img"], fwd["rand2_ba_img"], aux["rand_ba"], aux["rand2_ba"]),
+        seek(fwd["rand_ab_img"], fwd["rand2_ab_img"], aux["rand_ab"], aux["rand2_ab"]))
   weighted = {f"g/{name}_{dom}": weight * value
               for name, (weight, term_a, term_b) in terms.items()
               for dom, value in (("a", term_a), ("b", term_b))}

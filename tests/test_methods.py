@@ -8,8 +8,8 @@ from mguit_jax import convert, methods, train
 from mguit_jax.methods import drit, mguit
 
 # What the MGUIT family's iteration (steps.py) calls on its methods.
-STYLE_SOURCE = ("random_values", "train_forward", "self_recon_styles", "cycle_styles",
-                "regressed_style", "health", "test_style")
+STYLE_SOURCE = ("random_values", "train_forward", "random_read", "self_recon_styles",
+                "cycle_styles", "regressed_style", "health", "test_style")
 
 
 def test_registry_names_and_interface():

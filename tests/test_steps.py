@@ -157,3 +157,53 @@ def test_self_recon_style_is_checked():
   with pytest.raises(ValueError, match="config.loss.self_recon_style='image'"):
     jax.eval_shape(functools.partial(steps.full_step, defs=ts.graphdefs(config), config=config),
                    state, make_batch(config))
+
+
+def test_mode_seeking():
+  """`loss.mode_seeking` renders the random-style translations again with a second random
+  style and the same noise, adds DRIT++'s term and leaves every other draw as it was."""
+  config = small_paper_config()
+  config.data.batch_size = 1
+  config.loss.mode_seeking = 1.0
+  off = config.copy_and_resolve_references()
+  off.loss.mode_seeking = 0.0
+  batch = make_batch(config)
+  key = jax.random.key(3)
+  randoms, randoms_off = (steps.draw_randoms(key, c, batch) for c in (config, off))
+  assert set(randoms) - set(randoms_off) == {"rand2_a", "rand2_b"}
+  for name, value in randoms_off.items():
+    np.testing.assert_array_equal(randoms[name], value, err_msg=name)
+  assert max_abs_diff(randoms["rand2_a"], randoms["rand_a"]) > 0.1
+  np.testing.assert_allclose(np.linalg.norm(randoms["rand2_b"], axis=-1), 1.0, rtol=1e-6)
+
+  defs = ts.graphdefs(config)
+  state = jax.jit(functools.partial(ts.init_state, config))()
+  eg_params = {k: state.params[k] for k in ts.EG_NETWORKS}
+  forward = jax.jit(lambda r: steps._translate_forward(eg_params, defs, state.memory, batch, r,
+                                                       config))
+  fwd, aux = forward(randoms)
+  # The second random read is the training read's attention applied to the second values.
+  same = {**randoms, "rand2_a": randoms["rand_a"], "rand2_b": randoms["rand_b"]}
+  fwd_same, aux_same = forward(same)
+  np.testing.assert_allclose(aux_same["rand2_ab"], aux_same["rand_ab"], atol=1e-6)
+  # Same style, same noise: the same image; another style: another image.
+  np.testing.assert_allclose(fwd_same["rand2_ab_img"], fwd_same["rand_ab_img"], atol=1e-5)
+  np.testing.assert_allclose(fwd_same["rand2_ba_img"], fwd_same["rand_ba_img"], atol=1e-5)
+  assert max_abs_diff(fwd["rand2_ab_img"], fwd["rand_ab_img"]) > 1e-4
+
+  dis_params = {k: state.params[k] for k in ("dis_a", "dis_b", "dis_c")}
+  _, metrics = jax.jit(lambda: steps._eg_objective(eg_params, fwd, dis_params, aux, batch,
+                                                   randoms, defs, config))()
+  for dom, x in (("a", "ba"), ("b", "ab")):
+    ratio = (np.mean(np.abs(fwd[f"rand2_{x}_img"] - fwd[f"rand_{x}_img"]))
+             / np.mean(np.abs(aux[f"rand2_{x}"] - aux[f"rand_{x}"])))
+    assert float(metrics[f"g/mode_seeking_{dom}"]) == pytest.approx(1 / (ratio + 1e-5), rel=1e-4)
+
+
+def test_no_memory_random_read_is_the_first_row():
+  from mguit_jax.methods import drit
+  values = jax.random.normal(jax.random.key(0), (20, 6))
+  content = jnp.zeros((2, 3, 4, 5))
+  read = drit.random_read(None, content, None, values, config=None)
+  assert read.shape == (2, 3, 4, 6)
+  np.testing.assert_array_equal(read[1, 2, 3], values[0])

@@ -29,6 +29,8 @@ a translation's style comes from, a "style source" `steps.py` calls:
 * `train_forward(memory, c_a, c_b, s_a, s_b, masks_a, masks_b, rand_a, rand_b, *, config)`:
   `(new memory, reads, losses)` as `memory.train_forward` documents; `losses` maps a name
   to an unweighted scalar, weighted by `config.loss.memory_<name>` (MGUIT: key, value).
+* `random_read(memory, content, masks, values, *, config)`: `[N, Cv]` random values read
+  as `train_forward` reads its random ones (a second random style, for mode seeking).
 * `self_recon_styles(reads, s_a, s_b, *, config)`: the styles of the self-reconstructions.
 * `cycle_styles(memory, nets, fwd, c_ab, c_ba, batch, *, config)`: the cycle pass's styles.
 * `regressed_style(enc_s, *, config)`: what the latent regression compares with the random

@@ -76,6 +76,12 @@ def train_forward(memory, c_a, c_b, s_a, s_b, masks_a, masks_b, rand_a, rand_b, 
   return new, reads, {}
 
 
+def random_read(memory, content, masks, values, *, config):
+  """A random style is its first row broadcast over `content`'s pixels."""
+  del memory, masks, config
+  return broadcast_style(values[0], content)
+
+
 def self_recon_styles(reads, s_a, s_b, *, config):
   del s_a, s_b, config
   return reads["sty_aa"], reads["sty_bb"]

@@ -73,6 +73,10 @@ def network_fields(preset: str) -> ml_collections.ConfigDict:
   # True: the latent regression also trains the style encoder (MUNIT's style reconstruction);
   # False: only the generator, as DRIT.
   c.loss.latent_regression_trains_style_encoder = False
+  # Mode seeking (DRIT++'s, Mao et al. 2019; in neither the paper nor the released code): a
+  # second random style renders each translation again with the same noise, and the weight
+  # times 1 / (mean |image difference| / mean |style difference| + 1e-5) is added. 0 = off.
+  c.loss.mode_seeking = 0.0
 
   # Optimisers (Adam with coupled L2 weight decay, as torch.optim.Adam).
   c.optim = ml_collections.ConfigDict()
@@ -135,6 +139,15 @@ def random_values(key, shape, config) -> jax.Array:
 def train_forward(memory, c_a, c_b, s_a, s_b, masks_a, masks_b, rand_a, rand_b, *, config):
   return memory_lib.train_forward(memory, c_a, c_b, s_a, s_b, masks_a, masks_b, rand_a, rand_b,
                                   config=config.memory, sizes=tuple(config.memory.sizes))
+
+
+def random_read(memory, content, masks, values, *, config):
+  """`values` [N, Cv] read with `content`'s class-wise attention over the (updated) memory,
+  as the training read applies it to the random values (a second random style)."""
+  m = config.memory
+  return memory_lib.read_class_aware(memory.keys, values, content, masks, sizes=tuple(m.sizes),
+                                     class_aware=m.class_aware,
+                                     temperature=m.attention_temperature)
 
 
 def self_recon_styles(reads, s_a, s_b, *, config):
