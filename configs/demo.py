@@ -1,6 +1,6 @@
 """The embedded default: synthetic sunny/night street scenes, small widths and crops.
 
-Sized to translate visibly on a 2-core CPU in about ten minutes, set-up included:
+Sized to translate visibly on a 2-core CPU in about thirteen minutes, set-up included:
 
   python -m mguit_jax.main --config configs/demo.py --workdir runs/demo
 
@@ -8,7 +8,7 @@ Arguments: method=mguit|drit|unit|munit|init (mguit_jax/methods), preset=paper|o
 (default: the method's first; paper for MGUIT). The preset is the method's; the choices
 below are the demo's.
 
-The demo departs from the preset only where ten minutes of CPU demand it: 96 px crops of
+The demo departs from the preset where a few minutes of CPU demand it: 96 px crops of
 scenes resized to a short side of 96 (the content discriminator two stride-2 layers
 shallower, as 24 px content maps need), reduced widths, 6,000 iterations (2,000 full ones)
 with the learning rate decayed linearly over the last half, and weights initialised N(0, 0.02)
