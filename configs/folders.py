@@ -9,7 +9,8 @@ per class, '-'-separated, background first>. Without boxes every pixel is backgr
 memory of `sizes=20` items (the default). With a boxes sidecar (trainA.json or trainA.txt
 beside trainA/, see mguit_jax/data/folders_tfds.py) give one entry per class, e.g.
 sizes=10-5-2-3 for classes 1..3. Images of any format PIL reads; they are prepared once
-into config.data.data_dir/image_folders at short side config.data.storage_short. """
+into config.data.data_dir/image_folders at short side config.data.storage_short.
+"""
 
 from configs import common
 

@@ -8,7 +8,8 @@ Arguments: method=mguit|drit|unit|munit|init (mguit_jax/methods), preset=paper|o
 config.data.manual_dir/kitti (training/image_2, training/label_2, testing/image_2) and
 config.data.manual_dir/cityscapes (leftImg8bit/, gtFine/). To translate the KITTI training
 images (the detector's training set), read them as the test split:
---config.data.test_split=train. """
+--config.data.test_split=train.
+"""
 
 from configs import common
 

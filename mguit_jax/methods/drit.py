@@ -62,7 +62,8 @@ def train_forward(memory, c_a, c_b, s_a, s_b, masks_a, masks_b, rand_a, rand_b, 
   for x, cont, rand in (("a", c_a, rand_a), ("b", c_b, rand_b)):
     for y in "ab":
       reads[f"sty_{x}{y}"] = broadcast_style(pooled[y], cont)
-    reads[f"rand_{x}a"] = reads[f"rand_{x}b"] = broadcast_style(rand[0], cont)
+    reads[f"rand_{x}a"] = reads[f"rand_{x}b"] = random_read(memory, cont, None, rand,
+                                                            config=config)
   momentum = config.memory.style_momentum
 
   def running_mean(values, batch_styles):

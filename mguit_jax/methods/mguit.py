@@ -141,13 +141,18 @@ def train_forward(memory, c_a, c_b, s_a, s_b, masks_a, masks_b, rand_a, rand_b, 
                                   config=config.memory, sizes=tuple(config.memory.sizes))
 
 
-def random_read(memory, content, masks, values, *, config):
-  """`values` [N, Cv] read with `content`'s class-wise attention over the (updated) memory,
-  as the training read applies it to the random values (a second random style)."""
+def _class_read(memory, content, masks, values, config):
+  """`values` [N, Cv] read with `content`'s class-wise attention over `memory`'s keys."""
   m = config.memory
   return memory_lib.read_class_aware(memory.keys, values, content, masks, sizes=tuple(m.sizes),
                                      class_aware=m.class_aware,
                                      temperature=m.attention_temperature)
+
+
+def random_read(memory, content, masks, values, *, config):
+  """Random `values` read with the (updated) memory's class-wise attention, as the training
+  read applies it to its random values (a second random style)."""
+  return _class_read(memory, content, masks, values, config)
 
 
 def self_recon_styles(reads, s_a, s_b, *, config):
@@ -164,12 +169,8 @@ def self_recon_styles(reads, s_a, s_b, *, config):
 def cycle_styles(memory, nets, fwd, c_ab, c_ba, batch, *, config):
   """The translations' contents read class-wise from the updated memory (no update)."""
   del nets, fwd
-  m = config.memory
-  read = lambda values, content, masks: memory_lib.read_class_aware(
-      memory.keys, values, content, masks, sizes=tuple(m.sizes), class_aware=m.class_aware,
-      temperature=m.attention_temperature)
-  return (read(memory.values_a, c_ab, batch["a"]["masks"]),
-          read(memory.values_b, c_ba, batch["b"]["masks"]))
+  return (_class_read(memory, c_ab, batch["a"]["masks"], memory.values_a, config),
+          _class_read(memory, c_ba, batch["b"]["masks"], memory.values_b, config))
 
 
 def regressed_style(enc_s, *, config):

@@ -1,7 +1,8 @@
 """What the methods of the NVlabs MUNIT code base (UNIT's master, MUNIT, and INIT on top of
-MUNIT) share: two generators and two multi-scale LSGAN discriminators, one discriminator step then one
-generator step per iteration, Adam with the released StepLR schedule, the config fields of
-those networks, and the official state_dict names (`convert`). Not a method itself."""
+MUNIT) share: two generators and two multi-scale LSGAN discriminators, one discriminator
+step then one generator step per iteration, Adam with the released StepLR schedule, the
+config fields of those networks, and the official state_dict names (`convert`). Not a
+method itself."""
 
 from __future__ import annotations
 
